@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "bus-json.h"
+#include "bus-names.h"
+#include "i18n.h"
+#include "safectl.h"
+
+#define URI_MAX 4096
+
+int bus_connect(sd_bus **ret)
+{
+	int r = sd_bus_open_system(ret);
+
+	if (r < 0)
+		fprintf(stderr, _("Failed to connect to the system bus: %s\n"), strerror(-r));
+	return r;
+}
+
+static bool error_is_absent(const sd_bus_error *error)
+{
+	return sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
+				      SD_BUS_ERROR_NAME_HAS_NO_OWNER, SD_BUS_ERROR_NO_REPLY,
+				      SD_BUS_ERROR_DISCONNECTED);
+}
+
+void report_bus_error(const sd_bus_error *error, int r)
+{
+	if (error_is_absent(error))
+		fprintf(stderr, _("safecad is not running (%s).\n"), error->message);
+	else
+		fprintf(stderr, "%s\n",
+			sd_bus_error_is_set(error) ? error->message : strerror(-r));
+}
+
+/* Moves the members of org.safecad.Token1 into status's JSON form. */
+static int token_json_from_properties(json_t *props, const char *path, json_t **ret)
+{
+	json_t *token, *value;
+	const char *current = json_string_value(json_object_get(props, "CurrentCertificate"));
+	const char *profile = json_string_value(json_object_get(props, "Profile"));
+	const char *pending = json_string_value(json_object_get(props, "Pending"));
+	json_t *certificates = json_object_get(props, "Certificates");
+	json_t *pending_json = NULL;
+	size_t i;
+
+	if (pending)
+		pending_json = json_loads(pending, JSON_DECODE_ANY, NULL);
+	if (!json_is_array(pending_json)) {
+		json_decref(pending_json);
+		pending_json = json_array();
+	}
+	token = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:o,s:[],s:o,s:n,s:O?,s:s}",
+			  "serial", json_object_get(props, "Serial"), "label",
+			  json_object_get(props, "Label"), "manufacturer",
+			  json_object_get(props, "Manufacturer"), "model",
+			  json_object_get(props, "Model"), "present",
+			  json_object_get(props, "Present"), "pin",
+			  json_object_get(props, "PinStatus"), "pin_must_change",
+			  json_object_get(props, "PinMustChange"), "profile",
+			  isempty(profile) ? json_null() : json_string(profile), "days_left",
+			  isempty(current) ? json_null()
+					   : json_deep_copy(json_object_get(props, "DaysLeft")),
+			  "certificates", "pending", pending_json, "activation", "uri",
+			  json_object_get(props, "Uri"), "path", path);
+	if (!token)
+		return -EBADMSG;
+	json_array_foreach(certificates, i, value)
+	{
+		json_t *c = json_pack(
+		    "{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "serial",
+		    json_object_get(value, "serial"), "subject", json_object_get(value, "subject"),
+		    "issuer", json_object_get(value, "issuer"), "not_before",
+		    json_object_get(value, "not_before"), "not_after",
+		    json_object_get(value, "not_after"), "sha256", json_object_get(value, "sha256"),
+		    "key_id", json_object_get(value, "key_id"), "current",
+		    json_object_get(value, "current"), "label", json_object_get(value, "label"),
+		    "has_key", json_object_get(value, "has_key"));
+		if (!c) {
+			json_decref(token);
+			return -EBADMSG;
+		}
+		json_array_append_new(json_object_get(token, "certificates"), c);
+	}
+	*ret = token;
+	return 0;
+}
+
+static int read_token(sd_bus *bus, const char *path, json_t **ret)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_json_ json_t *props = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, SAFECAD_BUS_NAME, path, "org.freedesktop.DBus.Properties",
+			       "GetAll", &error, &reply, "s", SAFECAD_TOKEN_INTERFACE);
+	if (r < 0) {
+		/* Gone between the listing and now: it is no longer there. */
+		bool gone = sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
+			    sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE);
+		if (!gone)
+			report_bus_error(&error, r);
+		sd_bus_error_free(&error);
+		return gone ? 0 : r;
+	}
+	r = bus_read_json(reply, NULL, &props);
+	if (r < 0) {
+		fprintf(stderr, _("safecad sent an answer that cannot be read: %s\n"),
+			strerror(-r));
+		return r;
+	}
+	r = token_json_from_properties(props, path, ret);
+	return r < 0 ? r : 1;
+}
+
+int tokens_read(sd_bus *bus, json_t **ret)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_json_ json_t *tokens = json_array();
+	const char *path;
+	int r;
+
+	if (!tokens)
+		return -ENOMEM;
+	r = sd_bus_get_property(bus, SAFECAD_BUS_NAME, SAFECAD_MANAGER_PATH,
+				SAFECAD_MANAGER_INTERFACE, "Tokens", &error, &reply, "ao");
+	if (r < 0) {
+		report_bus_error(&error, r);
+		sd_bus_error_free(&error);
+		return r;
+	}
+	r = sd_bus_message_enter_container(reply, 'a', "o");
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_read(reply, "o", &path)) > 0) {
+		json_t *token = NULL;
+		int k = read_token(bus, path, &token);
+		if (k < 0)
+			return k;
+		if (k > 0)
+			json_array_append_new(tokens, token);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(tokens);
+	return 0;
+}
+
+/* RFC 7512 percent-decoding of one attribute value. */
+static int uri_unescape(const char *s, size_t len, char **ret)
+{
+	char *out = malloc(len + 1), *o = out;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%') {
+			if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+			    !isxdigit((unsigned char)s[i + 2])) {
+				free(out);
+				return -EINVAL;
+			}
+			char hex[3] = {s[i + 1], s[i + 2], 0};
+			*o++ = (char)strtol(hex, NULL, 16);
+			i += 2;
+		} else
+			*o++ = s[i];
+	}
+	*o = 0;
+	*ret = out;
+	return 0;
+}
+
+/* Whether token matches every token attribute of the URI's path. Returns
+ * -EINVAL for a URI that cannot be parsed. */
+static int uri_matches(const char *uri, json_t *token)
+{
+	static const struct {
+		const char *attribute;
+		const char *member;
+	} map[] = {
+	    {"token", "label"},
+	    {"serial", "serial"},
+	    {"manufacturer", "manufacturer"},
+	    {"model", "model"},
+	};
+	const char *p = uri + strlen("pkcs11:");
+	size_t path_len = strcspn(p, "?");
+	bool match = true;
+
+	while (path_len > 0) {
+		size_t len = strcspn(p, ";");
+		const char *eq;
+		_cleanup_free_ char *value = NULL;
+
+		if (len > path_len)
+			len = path_len;
+		eq = memchr(p, '=', len);
+		if (!eq)
+			return -EINVAL;
+		if (uri_unescape(eq + 1, len - (size_t)(eq + 1 - p), &value) < 0)
+			return -EINVAL;
+		for (size_t i = 0; i < ELEMENTSOF(map); i++)
+			if ((size_t)(eq - p) == strlen(map[i].attribute) &&
+			    strncmp(p, map[i].attribute, (size_t)(eq - p)) == 0 &&
+			    !streq_ptr(json_string_value(json_object_get(token, map[i].member)),
+				       value))
+				match = false;
+		p += len;
+		path_len -= len;
+		if (path_len > 0) {
+			p++;
+			path_len--;
+		}
+	}
+	return match;
+}
+
+static void print_choices(json_t *tokens)
+{
+	size_t i;
+	json_t *t;
+
+	if (json_array_size(tokens) == 0) {
+		fprintf(stderr, _("No token is present.\n"));
+		return;
+	}
+	fprintf(stderr, _("Tokens present (name one by serial, label or PKCS#11 URI):\n"));
+	json_array_foreach(tokens, i, t)
+	    fprintf(stderr, "  %-20s %s\n", json_string_value(json_object_get(t, "serial")),
+		    json_string_value(json_object_get(t, "label")));
+}
+
+int token_select(json_t *tokens, const char *name, json_t **ret)
+{
+	json_t *found = NULL, *t;
+	size_t i, n_found = 0;
+
+	if (!name) {
+		if (json_array_size(tokens) == 1) {
+			*ret = json_array_get(tokens, 0);
+			return 0;
+		}
+		if (json_array_size(tokens) == 0) {
+			fprintf(stderr, _("No token is present. Plug in your token.\n"));
+			return EXIT_NOTHING;
+		}
+		fprintf(stderr, _("Several tokens are present; say which one.\n"));
+		print_choices(tokens);
+		return EXIT_FAILED;
+	}
+	if (strlen(name) > URI_MAX) {
+		fprintf(stderr, _("The token name is too long.\n"));
+		return EXIT_FAILED;
+	}
+	json_array_foreach(tokens, i, t)
+	{
+		bool match;
+		if (strncasecmp(name, "pkcs11:", 7) == 0) {
+			int r = uri_matches(name, t);
+			if (r < 0) {
+				fprintf(stderr, _("\"%s\" is not a valid PKCS#11 URI.\n"), name);
+				return EXIT_FAILED;
+			}
+			match = r > 0;
+		} else
+			match = strcasecmp(name, json_string_value(json_object_get(t, "serial"))) ==
+				    0 ||
+				streq(name, json_string_value(json_object_get(t, "label")));
+		if (match) {
+			found = t;
+			n_found++;
+		}
+	}
+	if (n_found == 1) {
+		*ret = found;
+		return 0;
+	}
+	if (n_found == 0)
+		fprintf(stderr, _("No token matches \"%s\".\n"), name);
+	else
+		fprintf(stderr, _("Several tokens match \"%s\".\n"), name);
+	print_choices(tokens);
+	return EXIT_FAILED;
+}
+
+void json_print(json_t *v)
+{
+	size_t flags = JSON_PRESERVE_ORDER;
+
+	if (isatty(STDOUT_FILENO))
+		flags |= JSON_INDENT(2);
+	else
+		flags |= JSON_COMPACT;
+	json_dumpf(v, stdout, flags);
+	fputc('\n', stdout);
+	fflush(stdout);
+}

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+/* Lowercase hex of a byte string; NULL when out of memory. */
+char *hex_encode(const void *data, size_t size);
+
+/* Copies s without leading and trailing blanks (spaces, tabs, NULs are not
+ * blanks here: PKCS#11 pads with spaces). NULL when out of memory. */
+char *strdup_trim(const char *s, size_t max);

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "util.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "macro.h"
+
+int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret)
+{
+	unsigned long v;
+	char *end = NULL;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno == ERANGE || v > UINT_MAX)
+		return -ERANGE;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+char *strdup_strip(const char *s)
+{
+	size_t len;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strlen(s);
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	return strndup(s, len);
+}
+
+int read_small_file(const char *path, size_t max, char **ret)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t size = 0;
+	struct stat st;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	buf = malloc(max + 2);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + size, max + 1 - size);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		size += (size_t)n;
+		if (size > max)
+			return -EFBIG;
+	}
+	if (memchr(buf, 0, size))
+		return -EBADMSG;
+	buf[size] = 0;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+char *path_join(const char *a, const char *b)
+{
+	char *r;
+
+	if (b[0] == '/' || isempty(a))
+		return strdup(b);
+	if (asprintf(&r, "%s%s%s", a, a[strlen(a) - 1] == '/' ? "" : "/", b) < 0)
+		return NULL;
+	return r;
+}

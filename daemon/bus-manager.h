@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "context.h"
+#include "token-info.h"
+
+int bus_manager_register(Context *context);
+
+/* Brings the token objects in line with a finished scan: new tokens
+ * appear (TokenAdded), gone ones leave (TokenRemoved), the rest update.
+ * Takes ownership of list's items. */
+void manager_apply_scan(Context *context, TokenList *list);
+
+/* Answers the Rescan() calls that a scan of this generation covers. */
+void manager_complete_rescans(Context *context, uint64_t generation);
+
+void manager_set_hotplug(Context *context, bool enabled);
+void manager_clear(Context *context);

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build-config.h"
+#include "bus-names.h"
+#include "log.h"
+#include "macro.h"
+#include "time-util.h"
+#include "token.h"
+
+int token_new(Context *context, TokenInfo *info, Token **ret)
+{
+	Token *token = calloc(1, sizeof(Token));
+	int r;
+
+	if (!token)
+		return -ENOMEM;
+	r = sd_bus_path_encode(SAFECAD_TOKEN_PATH_PREFIX, info->serial, &token->path);
+	if (r < 0) {
+		free(token);
+		return r;
+	}
+	token->context = context;
+	token->info = *info;
+	*info = (TokenInfo){};
+	token->present = true;
+	*ret = token;
+	return 0;
+}
+
+Token *token_free(Token *token)
+{
+	if (!token)
+		return NULL;
+	token_info_clear(&token->info);
+	free(token->path);
+	free(token);
+	return NULL;
+}
+
+static const char *token_profile_name(const Token *token)
+{
+	const CertificateEntry *current = token_info_current(&token->info, time(NULL));
+
+	return current && current->profile ? current->profile->name : "";
+}
+
+void token_update(Token *token, TokenInfo *info)
+{
+	TokenInfo *old = &token->info;
+	const char *changed[12];
+	size_t n = 0;
+	bool certificates_changed = !token_info_certificates_equal(old, info);
+	_cleanup_free_ char *old_profile = strdup(token_profile_name(token));
+
+	if (!streq(old->label, info->label))
+		changed[n++] = "Label";
+	if (!streq(old->manufacturer, info->manufacturer))
+		changed[n++] = "Manufacturer";
+	if (!streq(old->model, info->model))
+		changed[n++] = "Model";
+	if (n > 0)
+		changed[n++] = "Uri";
+	if (!streq(token_info_pin_status(old), token_info_pin_status(info)))
+		changed[n++] = "PinStatus";
+	if (old->pin_must_change != info->pin_must_change)
+		changed[n++] = "PinMustChange";
+	if (certificates_changed) {
+		changed[n++] = "Certificates";
+		changed[n++] = "CurrentCertificate";
+		changed[n++] = "DaysLeft";
+	}
+
+	token_info_clear(old);
+	token->info = *info;
+	*info = (TokenInfo){};
+
+	if (!streq_ptr(old_profile, token_profile_name(token)))
+		changed[n++] = "Profile";
+	changed[n] = NULL;
+	if (n > 0) {
+		int r = sd_bus_emit_properties_changed_strv(token->context->bus, token->path,
+							    SAFECAD_TOKEN_INTERFACE,
+							    (char **)changed);
+		if (r < 0)
+			log_warning_errno(r, "Cannot emit PropertiesChanged for %s: %m, ignoring.",
+					  token->path);
+	}
+}
+
+static int find_token(sd_bus *bus, const char *path, const char *interface, void *userdata,
+		      void **found,
+		      sd_bus_error *error)
+{
+	Context *context = userdata;
+
+	for (size_t i = 0; i < context->n_tokens; i++)
+		if (streq(context->tokens[i]->path, path)) {
+			*found = context->tokens[i];
+			return 1;
+		}
+	return 0;
+}
+
+static int enumerate_tokens(sd_bus *bus, const char *prefix, void *userdata, char ***ret,
+			    sd_bus_error *error)
+{
+	Context *context = userdata;
+	char **paths = calloc(context->n_tokens + 1, sizeof(char *));
+
+	if (!paths)
+		return -ENOMEM;
+	for (size_t i = 0; i < context->n_tokens; i++) {
+		paths[i] = strdup(context->tokens[i]->path);
+		if (!paths[i]) {
+			strv_free(paths);
+			return -ENOMEM;
+		}
+	}
+	*ret = paths;
+	return 0;
+}
+
+static int property_string(sd_bus *bus, const char *path, const char *interface,
+			   const char *property, sd_bus_message *reply, void *userdata,
+			   sd_bus_error *error)
+{
+	Token *token = userdata;
+	const char *value;
+
+	if (streq(property, "Serial"))
+		value = token->info.serial;
+	else if (streq(property, "Label"))
+		value = token->info.label;
+	else if (streq(property, "Manufacturer"))
+		value = token->info.manufacturer;
+	else if (streq(property, "Model"))
+		value = token->info.model;
+	else if (streq(property, "PinStatus"))
+		value = token_info_pin_status(&token->info);
+	else if (streq(property, "Profile"))
+		value = token_profile_name(token);
+	else
+		return -ENOENT;
+	return sd_bus_message_append(reply, "s", value);
+}
+
+static int property_uri(sd_bus *bus, const char *path, const char *interface,
+			const char *property, sd_bus_message *reply, void *userdata,
+			sd_bus_error *error)
+{
+	Token *token = userdata;
+	_cleanup_free_ char *uri = token_info_uri(&token->info);
+
+	if (!uri)
+		return -ENOMEM;
+	return sd_bus_message_append(reply, "s", uri);
+}
+
+static int property_current(sd_bus *bus, const char *path, const char *interface,
+			    const char *property, sd_bus_message *reply, void *userdata,
+			    sd_bus_error *error)
+{
+	Token *token = userdata;
+	const CertificateEntry *current = token_info_current(&token->info, time(NULL));
+
+	return sd_bus_message_append(reply, "s", current ? current->sha256 : "");
+}
+
+static int property_days_left(sd_bus *bus, const char *path, const char *interface,
+			      const char *property, sd_bus_message *reply, void *userdata,
+			      sd_bus_error *error)
+{
+	Token *token = userdata;
+	int64_t now = time(NULL);
+	const CertificateEntry *current = token_info_current(&token->info, now);
+	int64_t days = current ? days_until(current->not_after, now) : 0;
+
+	if (days > INT32_MAX)
+		days = INT32_MAX;
+	if (days < INT32_MIN)
+		days = INT32_MIN;
+	return sd_bus_message_append(reply, "i", (int32_t)days);
+}
+
+static int append_name(sd_bus_message *reply, const char *key, const Name *name)
+{
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'e', "sv");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(reply, "s", key);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(reply, 'v', "a(ss)");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(reply, 'a', "(ss)");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < name->n_pairs; i++) {
+		r = sd_bus_message_append(reply, "(ss)", name->pairs[i].attribute,
+					  name->pairs[i].value);
+		if (r < 0)
+			return r;
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
+static int append_certificate(sd_bus_message *reply, const CertificateEntry *c, bool current)
+{
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "serial", "s",
+				  c->serial, "not_before", "t", (uint64_t)c->not_before,
+				  "not_after", "t", (uint64_t)c->not_after, "sha256", "s",
+				  c->sha256, "key_id", "s", c->key_id, "label", "s", c->label,
+				  "has_key", "b", c->has_key, "current", "b", current);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(reply, "{sv}", "profile", "s",
+				  c->profile ? c->profile->name : "");
+	if (r < 0)
+		return r;
+	r = append_name(reply, "subject", &c->subject);
+	if (r < 0)
+		return r;
+	r = append_name(reply, "issuer", &c->issuer);
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
+static int property_certificates(sd_bus *bus, const char *path, const char *interface,
+				 const char *property, sd_bus_message *reply, void *userdata,
+				 sd_bus_error *error)
+{
+	Token *token = userdata;
+	const CertificateEntry *current = token_info_current(&token->info, time(NULL));
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < token->info.n_certificates; i++) {
+		const CertificateEntry *c = &token->info.certificates[i];
+		r = append_certificate(reply, c, c == current);
+		if (r < 0)
+			return r;
+	}
+	return sd_bus_message_close_container(reply);
+}
+
+static int property_pending(sd_bus *bus, const char *path, const char *interface,
+			    const char *property, sd_bus_message *reply, void *userdata,
+			    sd_bus_error *error)
+{
+	/* Nothing asks the CA yet, so nothing is known to be pending. */
+	return sd_bus_message_append(reply, "s", "[]");
+}
+
+static const sd_bus_vtable token_vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Serial", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Label", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Manufacturer", "s", property_string, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Model", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Uri", "s", property_uri, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Present", "b", NULL, offsetof(Token, present),
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PinStatus", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PinMustChange", "b", NULL, offsetof(Token, info.pin_must_change),
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Profile", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("CurrentCertificate", "s", property_current, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+    SD_BUS_PROPERTY("DaysLeft", "i", property_days_left, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+    SD_BUS_PROPERTY("Certificates", "aa{sv}", property_certificates, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+    SD_BUS_PROPERTY("Pending", "s", property_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_VTABLE_END,
+};
+
+int bus_token_register(Context *context)
+{
+	int r;
+
+	r = sd_bus_add_fallback_vtable(context->bus, &context->token_slot,
+				       SAFECAD_TOKEN_PATH_PREFIX, SAFECAD_TOKEN_INTERFACE,
+				       token_vtable, find_token, context);
+	if (r < 0)
+		return r;
+	return sd_bus_add_node_enumerator(context->bus, NULL, SAFECAD_TOKEN_PATH_PREFIX,
+					  enumerate_tokens, context);
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+#define CONFIG_MAX_WARN_DAYS 16
+
+typedef struct Config {
+	char **modules; /* NULL-terminated */
+	unsigned warn_days[CONFIG_MAX_WARN_DAYS];
+	size_t n_warn_days;
+	unsigned connect_timeout_sec;
+	unsigned timeout_sec;
+} Config;
+
+/* Reads safecad.conf from path. A missing file gives the defaults. On a
+ * parse error returns -EINVAL with "FILE:LINE: reason" in *ret_message. */
+int config_load(const char *path, Config *ret, char **ret_message);
+void config_clear(Config *config);
+
+/* The configuration and state folders systemd hands a service, or the
+ * built-in defaults. */
+const char *config_directory(void);
+const char *state_directory(void);
+const char *data_directory(void);

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "pcsc-watch.h"
+#include "profiles.h"
+#include "scanner.h"
+
+typedef struct Token Token;
+
+/* A Rescan() call waiting for a scan that started after it. */
+typedef struct PendingRescan {
+	sd_bus_message *message;
+	uint64_t generation;
+} PendingRescan;
+
+/* The daemon's whole state, owned by the main loop. */
+typedef struct Context {
+	sd_event *event;
+	sd_bus *bus;
+	Config config;
+	Profiles profiles;
+	Scanner *scanner;
+	PcscWatch *pcsc;
+	bool hotplug;
+
+	Token **tokens;
+	size_t n_tokens;
+
+	PendingRescan *rescans;
+	size_t n_rescans;
+
+	sd_bus_slot *manager_slot;
+	sd_bus_slot *object_manager_slot;
+	sd_bus_slot *token_slot;
+} Context;

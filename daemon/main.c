@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <systemd/sd-daemon.h>
+
+#include "build-config.h"
+#include "bus-manager.h"
+#include "bus-names.h"
+#include "config.h"
+#include "context.h"
+#include "log.h"
+#include "macro.h"
+#include "modules.h"
+#include "util.h"
+
+static void context_clear(Context *context)
+{
+	/* The threads first: they post to sources of the loop. */
+	context->pcsc = pcsc_watch_free(context->pcsc);
+	context->scanner = scanner_free(context->scanner);
+	manager_clear(context);
+	context->token_slot = sd_bus_slot_unref(context->token_slot);
+	context->object_manager_slot = sd_bus_slot_unref(context->object_manager_slot);
+	context->manager_slot = sd_bus_slot_unref(context->manager_slot);
+	context->bus = sd_bus_flush_close_unref(context->bus);
+	context->event = sd_event_unref(context->event);
+	profiles_clear(&context->profiles);
+	config_clear(&context->config);
+}
+
+static void on_scan_done(TokenList *list, uint64_t generation, void *userdata)
+{
+	Context *context = userdata;
+
+	manager_apply_scan(context, list);
+	token_list_free(list);
+	manager_complete_rescans(context, generation);
+}
+
+static void on_pcsc_changed(void *userdata)
+{
+	Context *context = userdata;
+
+	(void)scanner_request(context->scanner);
+}
+
+static void on_pcsc_state(bool enabled, void *userdata)
+{
+	manager_set_hotplug(userdata, enabled);
+}
+
+static int load_configuration(Context *context)
+{
+	_cleanup_free_ char *path = path_join(config_directory(), "safecad.conf");
+	_cleanup_free_ char *message = NULL;
+	int r;
+
+	if (!path)
+		return log_oom();
+	r = config_load(path, &context->config, &message);
+	if (r == -EINVAL)
+		return log_error_errno(r, "Failed to parse %s", message ? message : path);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read %s: %m", path);
+	return profiles_load(data_directory(), config_directory(), &context->profiles);
+}
+
+static int start_tokens(Context *context)
+{
+	Modules modules = {};
+	TokenList list = {};
+	int r;
+
+	r = modules_load(context->config.modules, &modules);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the PKCS#11 modules: %m");
+	r = scanner_new(context->event, &modules, &context->profiles, on_scan_done, context,
+			&context->scanner);
+	if (r < 0) {
+		modules_clear(&modules);
+		return log_error_errno(r, "Failed to start the token scanner: %m");
+	}
+	r = scanner_scan_now(context->scanner, &list);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read the tokens: %m");
+	manager_apply_scan(context, &list);
+	token_list_clear(&list);
+	return 0;
+}
+
+static void start_hotplug(Context *context)
+{
+	int r = pcsc_watch_new(context->event, on_pcsc_changed, on_pcsc_state, context,
+			       &context->pcsc);
+
+	context->hotplug = r >= 0;
+	if (r == -ENXIO)
+		log_notice("pcscd cannot be reached: hotplug is off. Tokens are read at start "
+			   "and on Rescan().");
+	else if (r < 0)
+		log_warning_errno(r, "Cannot watch PC/SC (%m): hotplug is off. Tokens are read at "
+				     "start and on Rescan().");
+}
+
+static int run(void)
+{
+	_cleanup_(context_clear) Context context = {};
+	sigset_t mask;
+	int r;
+
+	r = load_configuration(&context);
+	if (r < 0)
+		return r;
+
+	/* Blocked before any thread starts, so only the loop sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return log_error_errno(errno, "Failed to block signals: %m");
+	signal(SIGPIPE, SIG_IGN);
+
+	r = sd_event_default(&context.event);
+	if (r < 0)
+		return log_error_errno(r, "Failed to allocate the event loop: %m");
+	r = sd_event_add_signal(context.event, NULL, SIGTERM, NULL, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(context.event, NULL, SIGINT, NULL, NULL);
+	if (r < 0)
+		return log_error_errno(r, "Failed to install signal handlers: %m");
+	/* Pings only when systemd asks for it (WATCHDOG_USEC). */
+	r = sd_event_set_watchdog(context.event, true);
+	if (r < 0)
+		log_warning_errno(r, "Cannot set up the watchdog: %m, ignoring.");
+
+	r = sd_bus_open_system(&context.bus);
+	if (r < 0)
+		return log_error_errno(r, "Failed to connect to the system bus: %m");
+	r = sd_bus_attach_event(context.bus, context.event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return log_error_errno(r, "Failed to attach the bus to the loop: %m");
+	r = bus_manager_register(&context);
+	if (r < 0)
+		return log_error_errno(r, "Failed to register the bus objects: %m");
+
+	r = start_tokens(&context);
+	if (r < 0)
+		return r;
+	start_hotplug(&context);
+
+	r = sd_bus_request_name(context.bus, SAFECAD_BUS_NAME, 0);
+	if (r < 0)
+		return log_error_errno(r, "Failed to own the bus name %s: %m", SAFECAD_BUS_NAME);
+
+	log_info("safecad %s ready: %zu token(s), %zu CA profile(s), hotplug %s.",
+		 PACKAGE_VERSION, context.n_tokens, context.profiles.n_items,
+		 context.hotplug ? "on" : "off");
+	(void)sd_notifyf(false, "READY=1\nSTATUS=%zu token(s), hotplug %s", context.n_tokens,
+			 context.hotplug ? "on" : "off");
+
+	r = sd_event_loop(context.event);
+	(void)sd_notify(false, "STOPPING=1");
+	if (r < 0)
+		return log_error_errno(r, "Event loop failed: %m");
+	return 0;
+}
+
+static void help(void)
+{
+	printf("safecad [OPTIONS]\n\n"
+	       "The certificate token manager service. Runs in the foreground.\n\n"
+	       "  -h --help     Show this help\n"
+	       "     --version  Show the version\n\n"
+	       "Configuration: $CONFIGURATION_DIRECTORY (default %s)/safecad.conf\n"
+	       "State:         $STATE_DIRECTORY (default %s)\n",
+	       SAFECAD_CONFDIR, SAFECAD_STATEDIR);
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option options[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {},
+	};
+	int c;
+
+	log_open();
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+		switch (c) {
+		case 'h':
+			help();
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("safecad %s\n", PACKAGE_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			return EXIT_FAILURE;
+		}
+	if (optind < argc) {
+		log_error("safecad takes no arguments.");
+		return EXIT_FAILURE;
+	}
+	return run() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <libp11.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "profiles.h"
+#include "token-info.h"
+
+typedef struct Module {
+	char *path;
+	PKCS11_CTX *ctx; /* NULL while it cannot be loaded */
+} Module;
+
+typedef struct Modules {
+	Module *items;
+	size_t n_items;
+} Modules;
+
+/* Loads each module; one that cannot be loaded is kept, unloaded, with a
+ * warning, and tried again at every reload. */
+int modules_load(char *const *paths, Modules *ret);
+void modules_clear(Modules *modules);
+
+/* Unloads and loads every module again: many modules (SoftHSM among
+ * them) see tokens made or removed only after C_Initialize. */
+void modules_reload(Modules *modules);
+
+/* Reads every initialized token of every module. A token that two modules
+ * show (a module and p11-kit's proxy for it) is listed once. */
+int modules_scan(Modules *modules, const Profiles *profiles, TokenList *ret);

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <openssl/x509.h>
+#include <stddef.h>
+
+typedef struct Agency {
+	char *id; /* the <id> of [agency.<id>] */
+	char *name;
+	char *url;
+} Agency;
+
+/* One CA profile, from a ca.d/<file>.conf. Immutable once loaded, so the
+ * scanner thread may read it while the main loop does. */
+typedef struct Profile {
+	char *file_name; /* basename, the key for overriding */
+	char *path;
+	char *name;
+	char *protocol;
+	char *url;
+	char *trust; /* absolute path or NULL */
+	char *support;
+	STACK_OF(X509) *issuers;
+	Agency *agencies;
+	size_t n_agencies;
+} Profile;
+
+typedef struct Profiles {
+	Profile **items;
+	size_t n_items;
+} Profiles;
+
+/* Loads <data_dir>/ca.d and <config_dir>/ca.d; a file in the latter
+ * replaces the same-named one in the former. Files that cannot be parsed
+ * are skipped with a warning. */
+int profiles_load(const char *data_dir, const char *config_dir, Profiles *ret);
+void profiles_clear(Profiles *profiles);
+
+/* Parses one profile file (exported for the unit tests). On failure
+ * *ret_message says why, with the line when there is one. */
+int profile_load_file(const char *path, Profile **ret, char **ret_message);
+void profile_free(Profile *profile);
+
+/* The profile one of whose issuer certificates signed cert, or NULL. */
+const Profile *profiles_match(const Profiles *profiles, X509 *cert);

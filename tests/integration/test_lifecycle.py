@@ -1,0 +1,62 @@
+"""Start, stop, idle, and a pcscd that goes away."""
+
+import time
+
+from harness.safecad import find_token
+
+
+def test_sigterm_exits_0_promptly_with_pcscd_and_a_card(hotplug_world, pki):
+    w = hotplug_world
+    token = w.softhsm.create_token("Dung lai")
+    token.add_pair(pki.issue(days_left=20), "01")
+    d = w.start_daemon()
+    w.insert_card()
+    time.sleep(1)
+    assert find_token(w.status(), token.serial)
+    took = d.stop()
+    assert took < 5
+
+
+def test_sigterm_exits_0_promptly_without_pcscd(world):
+    d = world.start_daemon()
+    assert d.stop() < 5
+
+
+def test_sigterm_right_after_start(hotplug_world):
+    """"SIGTERM stops it cleanly at any moment": also before it is ready."""
+    d = hotplug_world.start_daemon(wait=False)
+    time.sleep(0.3)
+    assert d.stop() < 5
+
+
+def test_idle_daemon_does_not_wake_up(hotplug_world, pki):
+    w = hotplug_world
+    token = w.softhsm.create_token("Ngu yen")
+    token.add_pair(pki.issue(days_left=20), "01")
+    d = w.start_daemon()
+    w.insert_card()
+    time.sleep(2.5)  # let the insert's rescan finish
+    before = d.context_switches()
+    time.sleep(3)
+    after = d.context_switches()
+    assert after - before == 0, f"{after - before} context switches in 3 s idle"
+
+
+def test_pcscd_going_away_does_not_spin_and_hotplug_comes_back(hotplug_world, pki):
+    w = hotplug_world
+    d = w.start_daemon()
+    w.pcscd.stop()
+    time.sleep(1)
+    cpu = d.cpu_seconds()
+    time.sleep(3)
+    spent = d.cpu_seconds() - cpu
+    assert spent < 0.3, f"safecad used {spent:.2f} s CPU in 3 s with pcscd gone"
+    assert w.status() == []
+
+    # A new pcscd at the same socket name: the daemon reconnects.
+    w.pcscd.port = None
+    w.pcscd.start()
+    listener = w.listener()
+    token = w.softhsm.create_token("Tro lai")
+    w.insert_card()
+    listener.wait_for("TokenAdded", token.serial, timeout=30)

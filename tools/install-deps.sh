@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that building, testing and the demo need.
+# Safe to run again; skips apt when everything is already present.
+set -euo pipefail
+
+packages=(
+  # build
+  gcc meson ninja-build pkg-config clang-format
+  libsystemd-dev libssl-dev libpcsclite-dev libp11-dev
+  libcurl4-openssl-dev libjansson-dev libinih-dev libcmocka-dev
+  # the token, hotplug and independent checkers
+  softhsm2 p11-kit opensc pcscd vsmartcard-vpcd libengine-pkcs11-openssl openssl
+  # bus, polkit mock and the Python test harness
+  dbus python3 python3-pytest python3-dbusmock python3-dbus python3-gi
+  python3-cryptography util-linux procps
+  # the benchmark's peer
+  certmonger
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
