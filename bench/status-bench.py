@@ -450,30 +450,73 @@ def timers(pid):
 
 
 def thread_report(pid, rows):
+    """One line per thread; read while the daemon still runs (where each
+    thread sleeps: its system call number and kernel wait channel)."""
     lines = []
     for tid in sorted(rows):
         comm, vol, nonvol, note = rows[tid]
         wchan = read_text(f"/proc/{pid}/task/{tid}/wchan")
         syscall = read_text(f"/proc/{pid}/task/{tid}/syscall").split(" ")[0]
         lines.append(f"    tid {tid:<7} {comm:<16} +{vol} voluntary +{nonvol} involuntary"
-                     f"  (now in syscall {syscall}, wchan {wchan or '-'})"
+                     f"  (sleeping in syscall {syscall}, wchan {wchan or '-'})"
                      + (f"  [{note}]" if note else ""))
     return lines
 
 
+def rss_breakdown(pid, top=8):
+    """RssAnon/RssFile and the mappings holding the most resident memory."""
+    status = proc_status(pid)
+    summary = (f"RssAnon {kb(status['RssAnon'])} kB, RssFile {kb(status['RssFile'])} kB, "
+               f"RssShmem {kb(status['RssShmem'])} kB")
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    summary += f", Pss {kb(line.split(':', 1)[1])} kB"
+    except OSError:
+        pass
+    by_name = {}
+    name = None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                fields = line.split()
+                if "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+                    name = fields[5] if len(fields) > 5 else "[anon]"
+                elif fields[0] == "Rss:":
+                    by_name[name] = by_name.get(name, 0) + int(fields[1])
+    except OSError:
+        return summary, []
+    biggest = sorted(by_name.items(), key=lambda item: -item[1])[:top]
+    return summary, [f"{rss:>6} kB  {os.path.basename(n) if n.startswith('/') else n}"
+                     for n, rss in biggest]
+
+
 # ---------------------------------------------------------------- latency
 
-def prop_latency_binary(build_dir, directory):
-    built = os.path.join(build_dir, "bench", "prop-latency")
-    source = os.path.join(REPO, "bench", "prop-latency.c")
+def helper_binary(name, build_dir, directory, libraries):
+    """bench/NAME from the build folder, or compiled here when it is missing
+    or older than its source (the benchmark also runs before a build)."""
+    built = os.path.join(build_dir, "bench", name)
+    source = os.path.join(REPO, "bench", name + ".c")
     if os.access(built, os.X_OK) and os.path.getmtime(built) >= os.path.getmtime(source):
         return built
-    binary = os.path.join(directory, "prop-latency")
-    flags = run(["pkg-config", "--cflags", "--libs", "libsystemd"], os.environ,
-                "pkg-config libsystemd").split()
-    run(["gcc", "-std=gnu17", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", source, "-o", binary]
-        + flags, os.environ, "compiling bench/prop-latency.c")
+    binary = os.path.join(directory, name)
+    flags = []
+    if libraries:
+        flags = run(["pkg-config", "--cflags", "--libs"] + libraries, os.environ,
+                    "pkg-config " + " ".join(libraries)).split()
+    run(["gcc", "-std=gnu17", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", source, "-o", binary,
+         "-ldl"] + flags, os.environ, f"compiling bench/{name}.c")
     return binary
+
+
+def module_floor(binary, env):
+    """VmRSS of a bare process that has loaded the PKCS#11 module and read
+    its tokens: what any daemon keeping that module loaded pays at least."""
+    out = run([binary, SOFTHSM_MODULE], env, "module-rss")
+    values = dict(field.partition("=")[::2] for field in out.split())
+    return int(values["after_kb"])
 
 
 def measure_latency(binary, env, service, paths, interface, prop, reads):
@@ -492,6 +535,10 @@ def fmt_kb(value):
     return f"{value / 1024:.1f} MiB" if value is not None else "n/a"
 
 
+def fmt_rss(value):
+    return f"{value} kB ({value / 1024:.1f} MiB)" if value is not None else "n/a"
+
+
 def fmt_us(value):
     return f"{value:.0f} us" if value is not None else "n/a"
 
@@ -500,6 +547,10 @@ def verdict(ok):
     if ok is None:
         return "n/a"
     return "yes" if ok else "NO"
+
+
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def print_table(rows):
@@ -580,12 +631,14 @@ def main():
                     "log.level = ERROR\n")
         env["SOFTHSM2_CONF"] = softhsm_conf
 
-        latency_binary = prop_latency_binary(args.build_dir, directory)
+        latency_binary = helper_binary("prop-latency", args.build_dir, directory, ["libsystemd"])
+        module_rss_binary = helper_binary("module-rss", args.build_dir, directory, [])
         log(f"making {args.tokens} keys and certificates")
         pairs = make_certificates(directory, args.tokens)
         if want_safecad:
             log(f"making {args.tokens} SoftHSM tokens")
             make_tokens(env, pairs)
+        floor = module_floor(module_rss_binary, env) if want_safecad else None
 
         env["DBUS_SYSTEM_BUS_ADDRESS"] = start_bus(procs, directory)
         daemons = {}
@@ -596,6 +649,8 @@ def main():
         hotplug = None
         if want_safecad:
             log(f"starting {safecad_binary}")
+            safecad_built = datetime.datetime.fromtimestamp(
+                os.path.getmtime(safecad_binary)).astimezone()
             proc, paths, log_path, notify, hotplug = start_safecad(
                 procs, directory, env, safecad_binary, args.tokens)
             daemons["safecad"] = {"proc": proc, "paths": paths, "log": log_path}
@@ -605,6 +660,7 @@ def main():
             status = proc_status(d["proc"].pid)
             d["rss"] = kb(status["VmRSS"])
             d["threads"] = int(status["Threads"])
+            d["rss_summary"], d["rss_top"] = rss_breakdown(d["proc"].pid)
         if notify is not None:
             drain(notify)
 
@@ -622,6 +678,7 @@ def main():
             d["delta"] = switch_delta(before[name], after[name])
             d["wakeups"] = sum(v + n for _, v, n, _ in d["delta"].values())
             d["timers"] = timers(d["proc"].pid)
+            d["threads_report"] = thread_report(d["proc"].pid, d["delta"])
         idle_notifications = drain(notify) if notify is not None else []
 
         for name, iface, prop in (("safecad", SAFECAD_TOKEN_IFACE, args.safecad_property),
@@ -672,9 +729,12 @@ def main():
 
     ratio = s["rss"] / c["rss"] if s and c else None
     rows = [
-        ("idle RSS (VmRSS)", fmt_kb(get(s, "rss")), fmt_kb(get(c, "rss")),
+        ("idle RSS (VmRSS)", fmt_rss(get(s, "rss")), fmt_rss(get(c, "rss")),
          f"<= {TARGET_RSS_RATIO}x certmonger", verdict(None if ratio is None
                                                        else ratio <= TARGET_RSS_RATIO)),
+        ("  of which: SoftHSM floor (1)", fmt_rss(floor), "", "", ""),
+        ("  safecad's own, approx. (RSS - floor)",
+         fmt_rss(s["rss"] - floor) if s and floor is not None else "n/a", "", "", ""),
         ("RSS ratio safecad/certmonger", f"{ratio:.2f}" if ratio is not None else "n/a", "",
          f"<= {TARGET_RSS_RATIO}", verdict(None if ratio is None else ratio <= TARGET_RSS_RATIO)),
         (f"idle wake-ups in {window:.0f} s", get(s, "wakeups") if s else "n/a",
@@ -696,25 +756,36 @@ def main():
     print()
     print(f"safecad status benchmark, {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %z}, "
           f"{os.cpu_count()} CPUs")
-    print(f"  {args.tokens} tokens (safecad: SoftHSM, hotplug "
-          f"{'on' if hotplug else 'off'}) / {args.tokens} tracked requests (certmonger), "
+    print(f"  {plural(args.tokens, 'token')} (safecad: SoftHSM, hotplug "
+          f"{'on' if hotplug else 'off'}) / {plural(args.tokens, 'tracked request')} "
+          "(certmonger), "
           "same certificates, one private bus, daemons side by side;")
     print(f"  idle: {window:.1f} s, context switches of every thread; latency: {args.reads} "
           f"Properties.Get round-robin over {args.tokens} objects, one daemon at a time,")
     print(f"  safecad {SAFECAD_TOKEN_IFACE}.{args.safecad_property}, "
           f"certmonger {CERTMONGER_REQUEST_IFACE}.{args.certmonger_property}")
+    if s:
+        print(f"  safecad: {safecad_binary}, built {safecad_built:%Y-%m-%d %H:%M:%S}")
     print()
     print_table(rows)
+    if floor is not None:
+        print(f"(1) a bare process that loaded {os.path.basename(SOFTHSM_MODULE)} and read the same "
+              f"{args.tokens} tokens (bench/module-rss):")
+        print("    any daemon keeping this module loaded pays at least that much; certmonger "
+              "loads no PKCS#11 module here.")
     print()
     for name, d in daemons.items():
         print(f"{name} (pid {d['proc'].pid}): {d['wakeups']} context switches while idle, "
-              f"{d['threads']} threads")
+              f"{plural(d['threads'], 'thread')}")
         if d["wakeups"] or name == "safecad":
-            for line in thread_report(d["proc"].pid, d["delta"]):
+            for line in d["threads_report"]:
                 print(line)
         if d["wakeups"]:
-            for line in d["timers"] or ["    no armed timerfd"]:
-                print("    timer " + line.strip() if line.startswith("fd") else line)
+            for line in d["timers"] or ["no armed timerfd"]:
+                print("    timer " + line)
+        print(f"  idle RSS: {d['rss_summary']}; largest mappings:")
+        for line in d["rss_top"]:
+            print("    " + line)
     if idle_notifications:
         print("safecad sent on NOTIFY_SOCKET while idle: "
               + "; ".join(m.replace("\n", " ") for m in idle_notifications))
