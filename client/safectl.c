@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
 #include <getopt.h>
 #include <locale.h>
 #include <stdlib.h>
@@ -7,8 +8,18 @@
 #include "build-config.h"
 #include "i18n.h"
 #include "safectl.h"
+#include "util.h"
 
 bool arg_json;
+bool arg_yes;
+int arg_pin_fd = -1;
+bool arg_keep_previous = true;
+bool arg_keep_previous_set;
+bool arg_allow_final_try;
+const char *arg_action_type;
+const char *arg_action;
+bool arg_der;
+const char *arg_output;
 
 typedef struct Verb {
 	const char *name;
@@ -22,6 +33,13 @@ static const Verb verbs[] = {
     {"status", 1, 1, verb_status, true},
     {"show", 1, 2, verb_show, false},
     {"watch", 1, 1, verb_watch, false},
+    {"check", 1, 2, verb_check, false},
+    {"activate", 1, 3, verb_activate, false},
+    {"renew", 1, 3, verb_activate, false},
+    {"change", 1, 3, verb_activate, false},
+    {"history", 1, 1, verb_history, false},
+    {"agencies", 1, 66, verb_agencies, false},
+    {"export", 1, 2, verb_export, false},
 };
 
 static void help(void)
@@ -31,27 +49,64 @@ static void help(void)
 		 "Commands:\n"
 		 "  status            Show every token, its certificate and days left (default)\n"
 		 "  show [TOKEN]      Show one token in detail, with every certificate\n"
-		 "  watch             Print token events as they come\n\n"
+		 "  watch             Print token events as they come\n"
+		 "  check [TOKEN]     Ask the CA now what is pending for the token\n"
+		 "  activate [TOKEN [ACTION-ID]]\n"
+		 "                    Activate what the CA prepared (renewal or change)\n"
+		 "  renew [TOKEN]     Activate the pending renewal\n"
+		 "  change [TOKEN]    Activate the pending change of information\n"
+		 "  history           List the activations done\n"
+		 "  agencies [done ID...]\n"
+		 "                    Show (or tick) the Step 3 agencies of the latest activation\n"
+		 "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n\n"
 		 "TOKEN is a serial number, a label or a PKCS#11 URI; it may be left out when\n"
 		 "only one token is present.\n\n"
 		 "Options:\n"
 		 "  -h --help         Show this help\n"
 		 "     --version      Show the version\n"
-		 "     --json         Print JSON, the stable form for scripts\n"));
+		 "     --json         Print JSON, the stable form for scripts\n"
+		 "     --yes          Ask no questions (activate)\n"
+		 "     --pin-fd N     Read the PIN from file descriptor N (never give it as an argument)\n"
+		 "     --keep-previous / --no-keep-previous\n"
+		 "                    Ask the CA to keep (or not) the previous certificate's registration\n"
+		 "     --allow-final-try\n"
+		 "                    Log in even when one more wrong PIN locks the token\n"
+		 "     --action ID    The activation that agencies refers to (default: the latest)\n"
+		 "     --der          Export DER instead of PEM\n"
+		 "  -o --output FILE  Export to FILE instead of standard output\n"));
 }
 
 static int parse_argv(int argc, char *argv[])
 {
-	enum { ARG_VERSION = 0x100, ARG_JSON };
+	enum {
+		ARG_VERSION = 0x100,
+		ARG_JSON,
+		ARG_YES,
+		ARG_PIN_FD,
+		ARG_KEEP,
+		ARG_NO_KEEP,
+		ARG_FINAL_TRY,
+		ARG_ACTION,
+		ARG_DER,
+	};
 	static const struct option options[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, ARG_VERSION},
 	    {"json", no_argument, NULL, ARG_JSON},
+	    {"yes", no_argument, NULL, ARG_YES},
+	    {"pin-fd", required_argument, NULL, ARG_PIN_FD},
+	    {"keep-previous", no_argument, NULL, ARG_KEEP},
+	    {"no-keep-previous", no_argument, NULL, ARG_NO_KEEP},
+	    {"allow-final-try", no_argument, NULL, ARG_FINAL_TRY},
+	    {"action", required_argument, NULL, ARG_ACTION},
+	    {"der", no_argument, NULL, ARG_DER},
+	    {"output", required_argument, NULL, 'o'},
 	    {},
 	};
+	unsigned fd;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+	while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0)
 		switch (c) {
 		case 'h':
 			help();
@@ -61,6 +116,34 @@ static int parse_argv(int argc, char *argv[])
 			return 0;
 		case ARG_JSON:
 			arg_json = true;
+			break;
+		case ARG_YES:
+			arg_yes = true;
+			break;
+		case ARG_PIN_FD:
+			if (parse_unsigned(optarg, 0, 65535, &fd) < 0 || fcntl((int)fd, F_GETFD) < 0) {
+				fprintf(stderr, _("--pin-fd needs an open file descriptor, not \"%s\".\n"),
+					optarg);
+				return -EINVAL;
+			}
+			arg_pin_fd = (int)fd;
+			break;
+		case ARG_KEEP:
+		case ARG_NO_KEEP:
+			arg_keep_previous = c == ARG_KEEP;
+			arg_keep_previous_set = true;
+			break;
+		case ARG_FINAL_TRY:
+			arg_allow_final_try = true;
+			break;
+		case ARG_ACTION:
+			arg_action = optarg;
+			break;
+		case ARG_DER:
+			arg_der = true;
+			break;
+		case 'o':
+			arg_output = optarg;
 			break;
 		default:
 			return -EINVAL;

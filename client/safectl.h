@@ -21,6 +21,15 @@ enum {
 };
 
 extern bool arg_json;
+extern bool arg_yes;
+extern int arg_pin_fd;
+extern bool arg_keep_previous;
+extern bool arg_keep_previous_set;
+extern bool arg_allow_final_try;
+extern const char *arg_action_type;
+extern const char *arg_action;
+extern bool arg_der;
+extern const char *arg_output;
 
 /* jansson and sd-bus bring their own json_decrefp and sd_bus_*_unrefp. */
 #define _cleanup_json_ _cleanup_(json_decrefp)
@@ -46,7 +55,19 @@ int token_select(json_t *tokens, const char *name, json_t **ret);
 /* Prints v as one line of JSON (or pretty, on a terminal). */
 void json_print(json_t *v);
 
+/* The exit code for a named error from safecad. */
+int exit_code_for_error(const sd_bus_error *error);
+
+/* Asks the CA (through safecad) what is pending for token; returns 0, or
+ * the exit code after saying why. */
+int call_check(sd_bus *bus, json_t *token, json_t **ret_pending);
+
 /* Verbs. */
 int verb_status(int argc, char *argv[]);
 int verb_show(int argc, char *argv[]);
 int verb_watch(int argc, char *argv[]);
+int verb_check(int argc, char *argv[]);
+int verb_activate(int argc, char *argv[]);
+int verb_history(int argc, char *argv[]);
+int verb_agencies(int argc, char *argv[]);
+int verb_export(int argc, char *argv[]);

@@ -7,9 +7,10 @@
 #include "bus-json.h"
 #include "bus-names.h"
 #include "i18n.h"
+#include "pkcs11-uri.h"
 #include "safectl.h"
 
-#define URI_MAX 4096
+#define NAME_MAX_LENGTH 4096
 
 int bus_connect(sd_bus **ret)
 {
@@ -151,74 +152,25 @@ int tokens_read(sd_bus *bus, json_t **ret)
 	return 0;
 }
 
-/* RFC 7512 percent-decoding of one attribute value. */
-static int uri_unescape(const char *s, size_t len, char **ret)
+/* Whether token has every token attribute the URI names. */
+static bool uri_matches(const Pkcs11Uri *uri, json_t *token)
 {
-	char *out = malloc(len + 1), *o = out;
-
-	if (!out)
-		return -ENOMEM;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%') {
-			if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
-			    !isxdigit((unsigned char)s[i + 2])) {
-				free(out);
-				return -EINVAL;
-			}
-			char hex[3] = {s[i + 1], s[i + 2], 0};
-			*o++ = (char)strtol(hex, NULL, 16);
-			i += 2;
-		} else
-			*o++ = s[i];
-	}
-	*o = 0;
-	*ret = out;
-	return 0;
-}
-
-/* Whether token matches every token attribute of the URI's path. Returns
- * -EINVAL for a URI that cannot be parsed. */
-static int uri_matches(const char *uri, json_t *token)
-{
-	static const struct {
-		const char *attribute;
+	const struct {
+		const char *value;
 		const char *member;
 	} map[] = {
-	    {"token", "label"},
-	    {"serial", "serial"},
-	    {"manufacturer", "manufacturer"},
-	    {"model", "model"},
+	    {uri->token, "label"},
+	    {uri->serial, "serial"},
+	    {uri->manufacturer, "manufacturer"},
+	    {uri->model, "model"},
 	};
-	const char *p = uri + strlen("pkcs11:");
-	size_t path_len = strcspn(p, "?");
-	bool match = true;
 
-	while (path_len > 0) {
-		size_t len = strcspn(p, ";");
-		const char *eq;
-		_cleanup_free_ char *value = NULL;
-
-		if (len > path_len)
-			len = path_len;
-		eq = memchr(p, '=', len);
-		if (!eq)
-			return -EINVAL;
-		if (uri_unescape(eq + 1, len - (size_t)(eq + 1 - p), &value) < 0)
-			return -EINVAL;
-		for (size_t i = 0; i < ELEMENTSOF(map); i++)
-			if ((size_t)(eq - p) == strlen(map[i].attribute) &&
-			    strncmp(p, map[i].attribute, (size_t)(eq - p)) == 0 &&
-			    !streq_ptr(json_string_value(json_object_get(token, map[i].member)),
-				       value))
-				match = false;
-		p += len;
-		path_len -= len;
-		if (path_len > 0) {
-			p++;
-			path_len--;
-		}
-	}
-	return match;
+	for (size_t i = 0; i < ELEMENTSOF(map); i++)
+		if (map[i].value &&
+		    !streq_ptr(json_string_value(json_object_get(token, map[i].member)),
+			       map[i].value))
+			return false;
+	return true;
 }
 
 static void print_choices(json_t *tokens)
@@ -238,6 +190,8 @@ static void print_choices(json_t *tokens)
 
 int token_select(json_t *tokens, const char *name, json_t **ret)
 {
+	_cleanup_(pkcs11_uri_clear) Pkcs11Uri uri = {};
+	bool is_uri = false;
 	json_t *found = NULL, *t;
 	size_t i, n_found = 0;
 
@@ -254,21 +208,23 @@ int token_select(json_t *tokens, const char *name, json_t **ret)
 		print_choices(tokens);
 		return EXIT_FAILED;
 	}
-	if (strlen(name) > URI_MAX) {
+	if (strlen(name) > NAME_MAX_LENGTH) {
 		fprintf(stderr, _("The token name is too long.\n"));
 		return EXIT_FAILED;
+	}
+	if (strncasecmp(name, "pkcs11:", 7) == 0) {
+		if (pkcs11_uri_parse(name, &uri) < 0) {
+			fprintf(stderr, _("\"%s\" is not a valid PKCS#11 URI.\n"), name);
+			return EXIT_FAILED;
+		}
+		is_uri = true;
 	}
 	json_array_foreach(tokens, i, t)
 	{
 		bool match;
-		if (strncasecmp(name, "pkcs11:", 7) == 0) {
-			int r = uri_matches(name, t);
-			if (r < 0) {
-				fprintf(stderr, _("\"%s\" is not a valid PKCS#11 URI.\n"), name);
-				return EXIT_FAILED;
-			}
-			match = r > 0;
-		} else
+		if (is_uri)
+			match = uri_matches(&uri, t);
+		else
 			match = strcasecmp(name, json_string_value(json_object_get(t, "serial"))) ==
 				    0 ||
 				streq(name, json_string_value(json_object_get(t, "label")));

@@ -11,3 +11,11 @@
 /* Named errors: clients map them to precise messages and exit codes. */
 #define SAFECAD_ERROR_NO_SUCH_TOKEN "org.safecad.Error.NoSuchToken"
 #define SAFECAD_ERROR_TOKEN "org.safecad.Error.Token"
+#define SAFECAD_ERROR_FAILED "org.safecad.Error.Failed"
+#define SAFECAD_ERROR_NOTHING_TO_DO "org.safecad.Error.NothingToDo"
+#define SAFECAD_ERROR_WRONG_PIN "org.safecad.Error.WrongPin"
+#define SAFECAD_ERROR_PIN_LOCKED "org.safecad.Error.PinLocked"
+#define SAFECAD_ERROR_CA "org.safecad.Error.CA"
+#define SAFECAD_ERROR_FINAL_TRY "org.safecad.Error.FinalTry"
+#define SAFECAD_ERROR_BUSY "org.safecad.Error.Busy"
+#define SAFECAD_ERROR_TOKEN_GONE "org.safecad.Error.TokenGone"

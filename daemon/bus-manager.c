@@ -7,6 +7,8 @@
 #include "bus-names.h"
 #include "log.h"
 #include "macro.h"
+#include "history.h"
+#include "journal.h"
 #include "token.h"
 
 #define MAX_PENDING_RESCANS 64
@@ -68,20 +70,41 @@ static int token_add(Context *context, TokenInfo *info)
 	return 0;
 }
 
+void manager_forget_if_gone(Context *context, Token *token)
+{
+	if (token->present || token->job || token_has_journal(token))
+		return;
+	for (size_t i = 0; i < context->n_tokens; i++)
+		if (context->tokens[i] == token) {
+			token_remove_at(context, i);
+			emit_tokens_changed(context);
+			return;
+		}
+}
+
 void manager_apply_scan(Context *context, TokenList *list)
 {
 	bool listing_changed = false;
 
 	/* Gone first, so a token that left and came back between two scans
-	 * is simply updated. */
+	 * is simply updated. One with an interrupted activation stays,
+	 * marked absent, so the user sees what is left to do. */
 	for (size_t i = context->n_tokens; i > 0; i--) {
+		Token *token = context->tokens[i - 1];
 		bool found = false;
 		for (size_t j = 0; j < list->n_items && !found; j++)
-			found = streq(list->items[j].serial, context->tokens[i - 1]->info.serial);
-		if (!found) {
-			token_remove_at(context, i - 1);
-			listing_changed = true;
+			found = streq(list->items[j].serial, token->info.serial);
+		if (found)
+			continue;
+		if (token->job || token_has_journal(token)) {
+			if (token->present)
+				log_info("Token %s (%s) removed; its activation is kept.",
+					 token->info.serial, token->info.label);
+			token_set_present(token, false);
+			continue;
 		}
+		token_remove_at(context, i - 1);
+		listing_changed = true;
 	}
 	for (size_t j = 0; j < list->n_items; j++) {
 		TokenInfo *info = &list->items[j];
@@ -89,17 +112,56 @@ void manager_apply_scan(Context *context, TokenList *list)
 		int r;
 
 		if (token) {
+			bool returned = !token->present;
 			token_update(token, info);
+			token_set_present(token, true);
+			if (returned)
+				token_start_check(token);
 			continue;
 		}
 		r = token_add(context, info);
 		if (r < 0)
 			log_error_errno(r, "Cannot add token %s: %m", info->serial);
-		else
+		else {
 			listing_changed = true;
+			token_start_check(context->tokens[context->n_tokens - 1]);
+		}
 	}
 	if (listing_changed)
 		emit_tokens_changed(context);
+}
+
+int manager_add_absent_tokens(Context *context)
+{
+	size_t i;
+	json_t *journal;
+	bool changed = false;
+
+	json_array_foreach(context->journals, i, journal)
+	{
+		const char *serial = json_string_value(json_object_get(journal, "token"));
+		Token **tokens, *token;
+		int r;
+
+		if (journal_step(journal) < STEP_KEY_READY || manager_find(context, serial))
+			continue;
+		tokens = realloc(context->tokens, (context->n_tokens + 1) * sizeof(Token *));
+		if (!tokens)
+			return -ENOMEM;
+		context->tokens = tokens;
+		r = token_new_absent(context, journal, &token);
+		if (r < 0)
+			return r;
+		context->tokens[context->n_tokens++] = token;
+		log_info("Token %s is not plugged in; its activation %s stopped after %s.", serial,
+			 json_string_value(json_object_get(journal, "action_id")),
+			 json_string_value(json_object_get(journal, "step")));
+		(void)sd_bus_emit_object_added(context->bus, token->path);
+		changed = true;
+	}
+	if (changed)
+		emit_tokens_changed(context);
+	return 0;
 }
 
 void manager_complete_rescans(Context *context, uint64_t generation)
@@ -161,6 +223,57 @@ static int method_rescan(sd_bus_message *message, void *userdata, sd_bus_error *
 	return 1;
 }
 
+static int method_get_history(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	json_t *history = NULL;
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	r = history_read(&history);
+	if (r < 0)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
+					 "The history cannot be read: %s", strerror(-r));
+	text = json_dumps(history, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(history);
+	if (!text)
+		return -ENOMEM;
+	return sd_bus_reply_method_return(message, "s", text);
+}
+
+static int method_tick_agencies(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	_cleanup_strv_free_ char **ids = NULL;
+	const char *action;
+	size_t n = 0;
+	int r;
+
+	r = sd_bus_message_read(message, "s", &action);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read_strv(message, &ids);
+	if (r < 0)
+		return r;
+	while (ids && ids[n])
+		n++;
+	if (n == 0 || n > 64)
+		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+					"Name between 1 and 64 agencies.");
+	r = history_tick_agencies(isempty(action) ? NULL : action, ids, n);
+	if (r == -ENOENT)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
+					 isempty(action) ? "No activation is recorded yet."
+							 : "No activation \"%s\" is recorded.",
+					 action);
+	if (r == -ESRCH)
+		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+					"An agency named is not on that activation's list; nothing "
+					"was ticked.");
+	if (r < 0)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
+					 "The history cannot be written: %s", strerror(-r));
+	return sd_bus_reply_method_return(message, NULL);
+}
+
 static int property_tokens(sd_bus *bus, const char *path, const char *interface,
 			   const char *property, sd_bus_message *reply, void *userdata,
 			   sd_bus_error *error)
@@ -193,6 +306,10 @@ static const sd_bus_vtable manager_vtable[] = {
     SD_BUS_PROPERTY("Hotplug", "b", NULL, offsetof(Context, hotplug),
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD("Rescan", "", "", method_rescan, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("GetHistory", "", , "s", SD_BUS_PARAM(history),
+			     method_get_history, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("TickAgencies", "sas", SD_BUS_PARAM(action) SD_BUS_PARAM(agencies),
+			     "", , method_tick_agencies, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("TokenAdded", "os", SD_BUS_PARAM(path) SD_BUS_PARAM(serial), 0),
     SD_BUS_SIGNAL_WITH_NAMES("TokenRemoved", "os", SD_BUS_PARAM(path) SD_BUS_PARAM(serial),
 			     0),

@@ -14,5 +14,12 @@ void manager_apply_scan(Context *context, TokenList *list);
 /* Answers the Rescan() calls that a scan of this generation covers. */
 void manager_complete_rescans(Context *context, uint64_t generation);
 
+/* After a job ends: a pulled token with nothing left to show goes. */
+void manager_forget_if_gone(Context *context, Token *token);
+
+/* Lists the tokens that interrupted activations name but that are not
+ * plugged in. */
+int manager_add_absent_tokens(Context *context);
+
 void manager_set_hotplug(Context *context, bool enabled);
 void manager_clear(Context *context);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
+#include "journal.h"
 #include "token.h"
 
 int token_new(Context *context, TokenInfo *info, Token **ret)
@@ -26,14 +27,76 @@ int token_new(Context *context, TokenInfo *info, Token **ret)
 	token->info = *info;
 	*info = (TokenInfo){};
 	token->present = true;
+	token->pending = json_array();
+	if (!token->pending) {
+		token_free(token);
+		return -ENOMEM;
+	}
 	*ret = token;
 	return 0;
+}
+
+int token_new_absent(Context *context, json_t *journal, Token **ret)
+{
+	json_t *info = json_object_get(journal, "token_info");
+	TokenInfo token_info = {
+	    .serial = strdup(strempty(json_string_value(json_object_get(journal, "token")))),
+	    .label = strdup(strempty(json_string_value(json_object_get(info, "label")))),
+	    .manufacturer = strdup(strempty(json_string_value(json_object_get(info, "manufacturer")))),
+	    .model = strdup(strempty(json_string_value(json_object_get(info, "model")))),
+	    .module = strdup(strempty(json_string_value(json_object_get(journal, "module")))),
+	};
+	int r;
+
+	if (!token_info.serial || !token_info.label || !token_info.manufacturer ||
+	    !token_info.model || !token_info.module) {
+		token_info_clear(&token_info);
+		return -ENOMEM;
+	}
+	r = token_new(context, &token_info, ret);
+	token_info_clear(&token_info);
+	if (r >= 0)
+		(*ret)->present = false;
+	return r;
+}
+
+void token_set_present(Token *token, bool present)
+{
+	if (token->present == present)
+		return;
+	token->present = present;
+	(void)sd_bus_emit_properties_changed(token->context->bus, token->path,
+					     SAFECAD_TOKEN_INTERFACE, "Present", NULL);
+}
+
+/* The journal of an interrupted activation on this token: from key-ready
+ * on something changed on the token, and it is kept. */
+static json_t *token_journal(const Token *token)
+{
+	size_t i;
+	json_t *journal;
+
+	json_array_foreach(token->context->journals, i, journal)
+	{
+		if (streq_ptr(json_string_value(json_object_get(journal, "token")),
+			      token->info.serial) &&
+		    journal_step(journal) >= STEP_KEY_READY)
+			return journal;
+	}
+	return NULL;
+}
+
+bool token_has_journal(const Token *token)
+{
+	return token_journal(token);
 }
 
 Token *token_free(Token *token)
 {
 	if (!token)
 		return NULL;
+	json_decref(token->pending);
+	json_decref(token->running);
 	token_info_clear(&token->info);
 	free(token->path);
 	free(token);
@@ -267,8 +330,64 @@ static int property_pending(sd_bus *bus, const char *path, const char *interface
 			    const char *property, sd_bus_message *reply, void *userdata,
 			    sd_bus_error *error)
 {
-	/* Nothing asks the CA yet, so nothing is known to be pending. */
-	return sd_bus_message_append(reply, "s", "[]");
+	Token *token = userdata;
+	_cleanup_free_ char *text = json_dumps(token->pending, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	if (!text)
+		return -ENOMEM;
+	return sd_bus_message_append(reply, "s", text);
+}
+
+static int property_activation(sd_bus *bus, const char *path, const char *interface,
+			       const char *property, sd_bus_message *reply, void *userdata,
+			       sd_bus_error *error)
+{
+	Token *token = userdata;
+	json_t *journal;
+
+	if (token->running)
+		return sd_bus_message_append(
+		    reply, "(ssb)", json_string_value(json_object_get(token->running, "action")),
+		    json_string_value(json_object_get(token->running, "step")), false);
+	journal = token_journal(token);
+	if (journal)
+		return sd_bus_message_append(
+		    reply, "(ssb)", json_string_value(json_object_get(journal, "action_id")),
+		    json_string_value(json_object_get(journal, "step")), true);
+	return sd_bus_message_append(reply, "(ssb)", "", "", false);
+}
+
+static int property_busy(sd_bus *bus, const char *path, const char *interface,
+			 const char *property, sd_bus_message *reply, void *userdata,
+			 sd_bus_error *error)
+{
+	Token *token = userdata;
+
+	return sd_bus_message_append(reply, "b", token->job != NULL);
+}
+
+static int method_export(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	Token *token = userdata;
+	const CertificateEntry *current = token_info_current(&token->info, time(NULL));
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	unsigned char *der = NULL;
+	int size, r;
+
+	if (!current)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
+					 "Token %s has no current certificate.",
+					 token->info.serial);
+	size = i2d_X509(current->x509, &der);
+	if (size <= 0)
+		return -ENOMEM;
+	r = sd_bus_message_new_method_return(message, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append_array(reply, 'y', der, (size_t)size);
+	OPENSSL_free(der);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
 }
 
 static const sd_bus_vtable token_vtable[] = {
@@ -292,6 +411,22 @@ static const sd_bus_vtable token_vtable[] = {
     SD_BUS_PROPERTY("Certificates", "aa{sv}", property_certificates, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
     SD_BUS_PROPERTY("Pending", "s", property_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Activation", "(ssb)", property_activation, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Busy", "b", property_busy, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_METHOD_WITH_NAMES("Check", "", , "s", SD_BUS_PARAM(pending), method_check,
+			     SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Activate", "sha{sv}",
+			     SD_BUS_PARAM(action) SD_BUS_PARAM(pin) SD_BUS_PARAM(options), "s",
+			     SD_BUS_PARAM(result), method_activate, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Export", "", , "ay", SD_BUS_PARAM(certificate), method_export,
+			     SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_SIGNAL_WITH_NAMES("ActivationProgress", "ss", SD_BUS_PARAM(action) SD_BUS_PARAM(step),
+			     0),
+    SD_BUS_SIGNAL_WITH_NAMES("ActivationFinished", "ssss",
+			     SD_BUS_PARAM(action) SD_BUS_PARAM(result) SD_BUS_PARAM(error)
+				 SD_BUS_PARAM(message),
+			     0),
     SD_BUS_VTABLE_END,
 };
 

@@ -7,6 +7,8 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "jobs.h"
+#include "modules.h"
 #include "pcsc-watch.h"
 #include "profiles.h"
 #include "scanner.h"
@@ -25,6 +27,7 @@ typedef struct Context {
 	sd_bus *bus;
 	Config config;
 	Profiles profiles;
+	Modules modules;
 	Scanner *scanner;
 	PcscWatch *pcsc;
 	bool hotplug;
@@ -34,6 +37,12 @@ typedef struct Context {
 
 	PendingRescan *rescans;
 	size_t n_rescans;
+
+	JobQueue *jobs;
+	/* Every activation journal on disk (interrupted ones, and those
+	 * running): reread after each activation. */
+	json_t *journals;
+	sd_event_source *daily;
 
 	sd_bus_slot *manager_slot;
 	sd_bus_slot *object_manager_slot;

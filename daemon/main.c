@@ -7,19 +7,26 @@
 #include "build-config.h"
 #include "bus-manager.h"
 #include "bus-names.h"
+#include "ca-client.h"
 #include "config.h"
+#include "journal.h"
+#include "token.h"
 #include "context.h"
 #include "log.h"
 #include "macro.h"
 #include "modules.h"
 #include "util.h"
 
+#define DAILY_USEC (24ULL * 3600 * 1000000)
+
 static void context_clear(Context *context)
 {
 	/* The threads first: they post to sources of the loop. */
+	context->jobs = job_queue_free(context->jobs);
 	context->pcsc = pcsc_watch_free(context->pcsc);
 	context->scanner = scanner_free(context->scanner);
 	manager_clear(context);
+	modules_clear(&context->modules);
 	context->token_slot = sd_bus_slot_unref(context->token_slot);
 	context->object_manager_slot = sd_bus_slot_unref(context->object_manager_slot);
 	context->manager_slot = sd_bus_slot_unref(context->manager_slot);
@@ -27,6 +34,50 @@ static void context_clear(Context *context)
 	context->event = sd_event_unref(context->event);
 	profiles_clear(&context->profiles);
 	config_clear(&context->config);
+	json_decref(context->journals);
+	context->journals = NULL;
+	ca_client_global_cleanup();
+	context->daily = sd_event_source_disable_unref(context->daily);
+}
+
+/* Activations that stopped before their key was ready changed nothing:
+ * they go. The rest stay, shown as interrupted, until finished. */
+static int load_journals(Context *context)
+{
+	json_t *journals = NULL, *kept = json_array();
+	size_t i;
+	json_t *journal;
+	int r;
+
+	r = journal_load_all(&journals);
+	if (r < 0 || !kept) {
+		json_decref(journals);
+		json_decref(kept);
+		return log_error_errno(r < 0 ? r : -ENOMEM, "Failed to read the activation journals: %m");
+	}
+	json_array_foreach(journals, i, journal)
+	{
+		if (journal_step(journal) >= STEP_KEY_READY) {
+			log_info("Activation %s of token %s was interrupted after %s.",
+				 json_string_value(json_object_get(journal, "action_id")),
+				 json_string_value(json_object_get(journal, "token")),
+				 json_string_value(json_object_get(journal, "step")));
+			json_array_append(kept, journal);
+		} else
+			(void)journal_remove(journal);
+	}
+	json_decref(journals);
+	context->journals = kept;
+	return 0;
+}
+
+static int on_daily(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	Context *context = userdata;
+
+	for (size_t i = 0; i < context->n_tokens; i++)
+		token_start_check(context->tokens[i]);
+	return sd_event_source_set_time_relative(source, DAILY_USEC);
 }
 
 static void on_scan_done(TokenList *list, uint64_t generation, void *userdata)
@@ -68,25 +119,33 @@ static int load_configuration(Context *context)
 
 static int start_tokens(Context *context)
 {
-	Modules modules = {};
 	TokenList list = {};
 	int r;
 
-	r = modules_load(context->config.modules, &modules);
+	r = modules_load(context->config.modules, &context->modules);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the PKCS#11 modules: %m");
-	r = scanner_new(context->event, &modules, &context->profiles, on_scan_done, context,
-			&context->scanner);
-	if (r < 0) {
-		modules_clear(&modules);
+	r = scanner_new(context->event, &context->modules, &context->profiles, on_scan_done,
+			context, &context->scanner);
+	if (r < 0)
 		return log_error_errno(r, "Failed to start the token scanner: %m");
-	}
+	r = job_queue_new(context->event, token_job_event, context, &context->jobs);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up token jobs: %m");
 	r = scanner_scan_now(context->scanner, &list);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read the tokens: %m");
 	manager_apply_scan(context, &list);
 	token_list_clear(&list);
-	return 0;
+	r = manager_add_absent_tokens(context);
+	if (r < 0)
+		return log_error_errno(r, "Failed to list interrupted activations: %m");
+	/* While a token stays in, the CA is asked once a day. */
+	r = sd_event_add_time_relative(context->event, &context->daily, CLOCK_BOOTTIME, DAILY_USEC,
+				       3600 * 1000000ULL, on_daily, context);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the daily check: %m");
+	return sd_event_source_set_enabled(context->daily, SD_EVENT_ON);
 }
 
 static void start_hotplug(Context *context)
@@ -112,6 +171,13 @@ static int run(void)
 	r = load_configuration(&context);
 	if (r < 0)
 		return r;
+	r = load_journals(&context);
+	if (r < 0)
+		return r;
+	/* libcurl's global set-up is not thread-safe: before any thread. */
+	r = ca_client_global_init();
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the HTTP client: %m");
 
 	/* Blocked before any thread starts, so only the loop sees them. */
 	sigemptyset(&mask);

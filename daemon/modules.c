@@ -49,6 +49,7 @@ int modules_load(char *const *paths, Modules *ret)
 	modules.items = calloc(n ? n : 1, sizeof(Module));
 	if (!modules.items)
 		return -ENOMEM;
+	pthread_rwlock_init(&modules.lock, NULL);
 	for (size_t i = 0; i < n; i++) {
 		Module *m = &modules.items[modules.n_items];
 		int r;
@@ -77,6 +78,8 @@ void modules_clear(Modules *modules)
 		module_close(&modules->items[i]);
 		free(modules->items[i].path);
 	}
+	if (modules->items)
+		pthread_rwlock_destroy(&modules->lock);
 	free(modules->items);
 	*modules = (Modules){};
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <libp11.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -16,6 +17,9 @@ typedef struct Module {
 typedef struct Modules {
 	Module *items;
 	size_t n_items;
+	/* Jobs on tokens hold it for reading while they use a module; a
+	 * reload, which pulls every module out, needs it for writing. */
+	pthread_rwlock_t lock;
 } Modules;
 
 /* Loads each module; one that cannot be loaded is kept, unloaded, with a
@@ -24,7 +28,8 @@ int modules_load(char *const *paths, Modules *ret);
 void modules_clear(Modules *modules);
 
 /* Unloads and loads every module again: many modules (SoftHSM among
- * them) see tokens made or removed only after C_Initialize. */
+ * them) see tokens made or removed only after C_Initialize. Expects the
+ * lock held for writing. */
 void modules_reload(Modules *modules);
 
 /* Reads every initialized token of every module. A token that two modules

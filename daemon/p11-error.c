@@ -7,6 +7,7 @@
 
 /* CK_RV values we tell apart (PKCS#11 v2.40 §11). */
 #define P11_CKR_HOST_MEMORY 0x02UL
+#define P11_CKR_GENERAL_ERROR 0x05UL
 #define P11_CKR_DEVICE_MEMORY 0x31UL
 #define P11_CKR_DEVICE_REMOVED 0x32UL
 #define P11_CKR_PIN_INCORRECT 0xA0UL
@@ -17,7 +18,7 @@
 #define P11_CKR_TOKEN_NOT_RECOGNIZED 0xE1UL
 #define P11_CKR_USER_NOT_LOGGED_IN 0x101UL
 
-static int rv_to_errno(unsigned long rv)
+int p11_rv_to_errno(unsigned long rv)
 {
 	switch (rv) {
 	case P11_CKR_HOST_MEMORY:
@@ -37,6 +38,8 @@ static int rv_to_errno(unsigned long rv)
 		return -EKEYREVOKED;
 	case P11_CKR_USER_NOT_LOGGED_IN:
 		return -EPERM;
+	case P11_CKR_GENERAL_ERROR:
+		return -EIO;
 	default:
 		return -EIO;
 	}
@@ -50,6 +53,6 @@ int p11_error_take(int fallback)
 
 	while ((e = ERR_get_error()) != 0)
 		if (lib != 0 && ERR_GET_LIB(e) == lib)
-			r = rv_to_errno((unsigned long)ERR_GET_REASON(e));
+			r = p11_rv_to_errno((unsigned long)ERR_GET_REASON(e));
 	return r;
 }

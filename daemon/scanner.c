@@ -23,8 +23,7 @@ struct Scanner {
 	TokenList *result;
 	uint64_t result_generation;
 
-	/* Owned by the thread once it runs. */
-	Modules modules;
+	Modules *modules;
 	const Profiles *profiles;
 
 	scanner_done_t done;
@@ -49,8 +48,16 @@ static void *scanner_thread(void *userdata)
 		pthread_mutex_unlock(&s->lock);
 
 		list = calloc(1, sizeof(TokenList));
-		modules_reload(&s->modules);
-		r = list ? modules_scan(&s->modules, s->profiles, list) : -ENOMEM;
+		/* A reload would pull the module out from under a job on
+		 * another token: while one runs, read without reloading. */
+		if (pthread_rwlock_trywrlock(&s->modules->lock) == 0) {
+			modules_reload(s->modules);
+			pthread_rwlock_unlock(&s->modules->lock);
+		} else
+			log_debug("A token job is running: rescanning without reloading modules.");
+		pthread_rwlock_rdlock(&s->modules->lock);
+		r = list ? modules_scan(s->modules, s->profiles, list) : -ENOMEM;
+		pthread_rwlock_unlock(&s->modules->lock);
 		if (r < 0) {
 			log_error_errno(r, "Token scan failed: %m");
 			token_list_free(list);
@@ -97,8 +104,7 @@ int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles,
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
-	s->modules = *modules;
-	*modules = (Modules){};
+	s->modules = modules;
 	s->profiles = profiles;
 	s->done = done;
 	s->userdata = userdata;
@@ -139,7 +145,6 @@ Scanner *scanner_free(Scanner *s)
 	if (s->event_fd >= 0)
 		close(s->event_fd);
 	token_list_free(s->result);
-	modules_clear(&s->modules);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -161,10 +166,8 @@ int scanner_scan_now(Scanner *s, TokenList *ret)
 {
 	int r;
 
-	/* The thread is idle until the first request, and this runs before
-	 * anyone can make one. */
-	pthread_mutex_lock(&s->lock);
-	r = modules_scan(&s->modules, s->profiles, ret);
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_rdlock(&s->modules->lock);
+	r = modules_scan(s->modules, s->profiles, ret);
+	pthread_rwlock_unlock(&s->modules->lock);
 	return r;
 }

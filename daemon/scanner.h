@@ -15,7 +15,7 @@ typedef struct Scanner Scanner;
 typedef void (*scanner_done_t)(TokenList *list, uint64_t generation, void *userdata);
 
 /* Runs scans on a thread of its own, so the bus never waits on a module.
- * Takes ownership of modules; profiles must outlive the scanner. */
+ * modules and profiles must outlive the scanner. */
 int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles,
 		scanner_done_t done, void *userdata, Scanner **ret);
 Scanner *scanner_free(Scanner *scanner);
@@ -25,6 +25,5 @@ Scanner *scanner_free(Scanner *scanner);
  * this request. */
 uint64_t scanner_request(Scanner *scanner);
 
-/* Reads the tokens now, on the calling thread (at start-up, before the
- * thread runs). */
+/* Reads the tokens now, on the calling thread (at start-up). */
 int scanner_scan_now(Scanner *scanner, TokenList *ret);

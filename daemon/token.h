@@ -13,6 +13,9 @@ struct Token {
 	char *path;
 	TokenInfo info;
 	bool present;
+	Job *job;	    /* running on this token, or NULL */
+	json_t *pending;    /* the CA's entries; [] until asked */
+	json_t *running;    /* {"action","step"} of the activation running now */
 };
 
 int token_new(Context *context, TokenInfo *info, Token **ret);
@@ -21,6 +24,23 @@ Token *token_free(Token *token);
 /* Takes the new scan's info for this token; emits PropertiesChanged for
  * what differs. Takes ownership of info. */
 void token_update(Token *token, TokenInfo *info);
+
+/* A token known only from an interrupted activation's journal. */
+int token_new_absent(Context *context, json_t *journal, Token **ret);
+
+void token_set_present(Token *token, bool present);
+
+/* Whether an interrupted activation (journal) keeps this token listed. */
+bool token_has_journal(const Token *token);
+
+/* Handles a job's progress and end (the job queue's handler). */
+void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata);
+
+/* Asks the CA what is pending for the token, in the background. */
+void token_start_check(Token *token);
+
+int method_check(sd_bus_message *message, void *userdata, sd_bus_error *error);
+int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error);
 
 /* The fallback vtable serving every token object under the prefix. */
 int bus_token_register(Context *context);

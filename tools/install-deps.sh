@@ -7,7 +7,7 @@ packages=(
   # build
   gcc meson ninja-build pkg-config clang-format
   libsystemd-dev libssl-dev libpcsclite-dev libp11-dev
-  libcurl4-openssl-dev libjansson-dev libinih-dev libcmocka-dev
+  libcurl4-openssl-dev libjansson-dev libinih-dev libcmocka-dev libp11-kit-dev
   # the token, hotplug and independent checkers
   softhsm2 p11-kit opensc pcscd vsmartcard-vpcd libengine-pkcs11-openssl openssl
   # bus, polkit mock and the Python test harness

@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <signal.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "bus-names.h"
+#include "i18n.h"
+#include "pin.h"
+#include "safectl.h"
+
+#define ACTIVATE_TIMEOUT_USEC (20ULL * 60 * 1000000)
+#define CHECK_TIMEOUT_USEC (5ULL * 60 * 1000000)
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+int exit_code_for_error(const sd_bus_error *error)
+{
+	static const struct {
+		const char *name;
+		int code;
+	} map[] = {
+	    {SAFECAD_ERROR_NOTHING_TO_DO, EXIT_NOTHING},
+	    {SAFECAD_ERROR_WRONG_PIN, EXIT_WRONG_PIN},
+	    {SAFECAD_ERROR_PIN_LOCKED, EXIT_PIN_LOCKED},
+	    {SAFECAD_ERROR_CA, EXIT_CA},
+	    {SD_BUS_ERROR_ACCESS_DENIED, EXIT_NOT_AUTHORIZED},
+	    {"org.freedesktop.PolicyKit1.Error.NotAuthorized", EXIT_NOT_AUTHORIZED},
+	    {SAFECAD_ERROR_FINAL_TRY, EXIT_FINAL_TRY},
+	    {SAFECAD_ERROR_BUSY, EXIT_BUSY},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(map); i++)
+		if (sd_bus_error_has_name(error, map[i].name))
+			return map[i].code;
+	return EXIT_FAILED;
+}
+
+/* Text from the CA, shown as plain text: control characters other than
+ * newline removed, at most 1024 characters. */
+static void print_ca_text(const char *s)
+{
+	size_t chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p && chars < 1024; p++) {
+		if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
+			continue;
+		/* C1 controls, U+0080..U+009F, are C2 80..C2 9F in UTF-8. */
+		if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xc0) != 0x80)
+			chars++;
+		putchar(*p);
+	}
+}
+
+int call_check(sd_bus *bus, json_t *token, json_t **ret_pending)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	const char *text;
+	int r;
+
+	r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, str(token, "path"),
+					   SAFECAD_TOKEN_INTERFACE, "Check");
+	if (r >= 0)
+		r = sd_bus_call(bus, call, CHECK_TIMEOUT_USEC, &error, &reply);
+	if (r < 0) {
+		int code = exit_code_for_error(&error);
+		fprintf(stderr, _("Failed to ask the CA: %s\n"),
+			sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+		sd_bus_error_free(&error);
+		return code;
+	}
+	r = sd_bus_message_read(reply, "s", &text);
+	if (r < 0)
+		return EXIT_FAILED;
+	*ret_pending = json_loads(text, 0, NULL);
+	return *ret_pending ? 0 : EXIT_FAILED;
+}
+
+static bool type_wanted(json_t *action)
+{
+	const char *type = str(action, "type");
+
+	if (arg_action_type)
+		return streq(type, arg_action_type);
+	return true;
+}
+
+static bool activatable(json_t *action)
+{
+	const char *type = str(action, "type");
+	json_t *key = json_object_get(action, "key");
+	const char *key_type = str(key, "type");
+	json_int_t bits = json_integer_value(json_object_get(key, "bits"));
+
+	if (!streq(type, "renew") && !streq(type, "change"))
+		return false;
+	if (!json_is_true(json_object_get(key, "generate")))
+		return true;
+	if (streq(key_type, "rsa"))
+		return bits == 2048 || bits == 3072 || bits == 4096;
+	return streq(key_type, "ec") && streq(str(key, "curve"), "P-256");
+}
+
+static void print_pair_list(json_t *name)
+{
+	size_t i;
+	json_t *pair;
+
+	json_array_foreach(name, i, pair)
+	{
+		printf("      %-14s ", json_string_value(json_array_get(pair, 0)));
+		print_ca_text(strempty(json_string_value(json_array_get(pair, 1))));
+		putchar('\n');
+	}
+}
+
+static json_t *current_certificate(json_t *token)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(token, "certificates"), i, c) if (
+	    json_is_true(json_object_get(c, "current"))) return c;
+	return NULL;
+}
+
+static void print_action(json_t *token, json_t *action)
+{
+	json_t *current = current_certificate(token);
+	bool renew = streq(str(action, "type"), "renew");
+
+	printf(renew ? _("The CA has a RENEWAL (gia hạn) ready for token %s.\n")
+		     : _("The CA has a CHANGE OF INFORMATION (thay đổi thông tin) ready for token "
+			 "%s.\n"),
+	       str(token, "serial"));
+	printf(_("  Action:          %s\n"), str(action, "id"));
+	if (current)
+		printf(_("  Now:             certificate %s, valid %s to %s\n"),
+		       str(current, "serial"), str(current, "not_before"),
+		       str(current, "not_after"));
+	printf(_("  New validity:    %s to %s\n"), str(action, "not_before"),
+	       str(action, "not_after"));
+	if (!renew && current) {
+		printf(_("  Details now:\n"));
+		print_pair_list(json_object_get(current, "subject"));
+	}
+	printf(_("  New details:\n"));
+	print_pair_list(json_object_get(action, "subject"));
+	printf(json_is_true(json_object_get(json_object_get(action, "key"), "generate"))
+		   ? _("  Key:             a new key is made on the token\n")
+		   : _("  Key:             the token's current key is certified again\n"));
+	if (json_is_string(json_object_get(action, "message"))) {
+		printf(_("  Message from the CA:\n    "));
+		print_ca_text(str(action, "message"));
+		putchar('\n');
+	}
+	printf(_("\nBefore you activate, know three things:\n"
+		 "  1. The certificate's serial number changes. You MUST register the new\n"
+		 "     certificate again with every agency you use (tax, customs, e-invoice,\n"
+		 "     social insurance, national e-procurement).\n"
+		 "  2. Customs and e-invoice systems accept a newly registered certificate\n"
+		 "     only 24 hours after registration: sign every pending invoice and\n"
+		 "     declaration BEFORE activating.\n"
+		 "  3. To keep bidding on muasamcong.mpi.gov.vn without interruption, the CA\n"
+		 "     can keep the previous certificate's registration.\n\n"));
+}
+
+static bool ask_yes_no(const char *question, bool default_yes)
+{
+	char line[16] = "";
+
+	printf("%s %s ", question, default_yes ? "[Y/n]" : "[y/N]");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	if (line[0] == '\n')
+		return default_yes;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+static int on_progress(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	static const struct {
+		const char *step;
+		const char *text;
+	} steps[] = {
+	    {"accepted", N_("Accepted")},
+	    {"logged-in", N_("Logged in to the token")},
+	    {"key-ready", N_("Key ready")},
+	    {"csr-sent", N_("Request sent to the CA")},
+	    {"issued", N_("Certificate received")},
+	    {"verified", N_("Certificate checked")},
+	    {"written", N_("Certificate written to the token")},
+	    {"confirmed", N_("Confirmed with the CA")},
+	};
+	const char *action, *step;
+
+	if (sd_bus_message_read(m, "ss", &action, &step) < 0)
+		return 0;
+	for (size_t i = 0; i < ELEMENTSOF(steps); i++)
+		if (streq(steps[i].step, step))
+			fprintf(arg_json ? stderr : stdout, "  [%zu/8] %s\n", i + 1,
+				_(steps[i].text));
+	fflush(stdout);
+	return 0;
+}
+
+typedef struct CallState {
+	sd_bus_message *reply;
+	sd_bus_error error;
+	bool done;
+} CallState;
+
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CallState *state = userdata;
+
+	state->done = true;
+	if (sd_bus_message_is_method_error(m, NULL))
+		sd_bus_error_copy(&state->error, sd_bus_message_get_error(m));
+	else
+		state->reply = sd_bus_message_ref(m);
+	return 0;
+}
+
+static void print_result(json_t *result)
+{
+	size_t i;
+	json_t *agency;
+
+	printf(_("\nThe new certificate is loaded on the token.\n"));
+	printf(_("  Previous serial: %s\n  New serial:      %s\n"), str(result, "old_serial"),
+	       str(result, "new_serial"));
+	if (!json_is_true(json_object_get(result, "confirmed")))
+		printf(_("  The CA has not confirmed yet (%s). Run the same activate command "
+			 "again later: only the confirmation is left.\n"),
+		       str(result, "confirm_error"));
+	printf(_("\nStep 3 (mandatory): register the new certificate with every agency:\n"));
+	json_array_foreach(json_object_get(result, "agencies"), i, agency)
+	    printf("  [ ] %-14s %s  %s\n", str(agency, "id"), str(agency, "name"),
+		   str(agency, "url"));
+	printf(_("Tick each one when done: safectl agencies done ID...\n"));
+}
+
+static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin *pin)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+	CallState state = {.error = SD_BUS_ERROR_NULL};
+	int fds[2] = {-1, -1};
+	sd_event *event = NULL;
+	const char *text;
+	int r, code;
+
+	/* The PIN goes to the daemon through a pipe: never in a message,
+	 * an argument or the environment. It fits the pipe's buffer. */
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return EXIT_FAILED;
+	if (write(fds[1], pin->data, pin->size) != (ssize_t)pin->size) {
+		close(fds[0]);
+		close(fds[1]);
+		return EXIT_FAILED;
+	}
+	close(fds[1]);
+
+	r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, str(token, "path"),
+				SAFECAD_TOKEN_INTERFACE, "ActivationProgress", on_progress, NULL);
+	if (r >= 0)
+		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME,
+						   str(token, "path"), SAFECAD_TOKEN_INTERFACE,
+						   "Activate");
+	if (r >= 0)
+		r = sd_bus_message_append(call, "sh", action_id, fds[0]);
+	close(fds[0]);
+	if (r >= 0)
+		r = sd_bus_message_append(call, "a{sv}", 2, "keep_previous", "b", arg_keep_previous,
+					  "allow_final_try", "b", arg_allow_final_try);
+	if (r >= 0)
+		r = sd_bus_call_async(bus, NULL, call, on_reply, &state, ACTIVATE_TIMEOUT_USEC);
+	if (r >= 0)
+		r = sd_event_default(&event);
+	if (r >= 0)
+		r = sd_bus_attach_event(bus, event, 0);
+	while (r >= 0 && !state.done)
+		r = sd_event_run(event, UINT64_MAX);
+	sd_bus_detach_event(bus);
+	sd_event_unref(event);
+	if (r < 0) {
+		fprintf(stderr, _("Failed to activate: %s\n"), strerror(-r));
+		return EXIT_FAILED;
+	}
+	if (sd_bus_error_is_set(&state.error)) {
+		code = exit_code_for_error(&state.error);
+		if (code == EXIT_FAILED && (sd_bus_error_has_name(&state.error, SD_BUS_ERROR_NO_REPLY) ||
+					    sd_bus_error_has_name(&state.error, SD_BUS_ERROR_SERVICE_UNKNOWN)))
+			fprintf(stderr, _("Failed to activate: safecad stopped answering (%s).\n"),
+				state.error.message);
+		else
+			fprintf(stderr, _("Failed to activate: %s\n"), state.error.message);
+		sd_bus_error_free(&state.error);
+		return code;
+	}
+	r = sd_bus_message_read(state.reply, "s", &text);
+	if (r >= 0) {
+		_cleanup_json_ json_t *result = json_loads(text, 0, NULL);
+		if (arg_json)
+			json_print(result);
+		else if (result)
+			print_result(result);
+	}
+	sd_bus_message_unref(state.reply);
+	return EXIT_DONE;
+}
+
+static int read_pin(Pin **ret)
+{
+	Pin *pin = NULL;
+	int r = pin_new(&pin);
+
+	if (r < 0)
+		return r;
+	if (arg_pin_fd >= 0)
+		r = pin_read_fd(pin, arg_pin_fd, 60000);
+	else
+		r = pin_read_tty(pin, _("PIN (not shown): "));
+	if (r < 0) {
+		pin_free(pin);
+		if (r == -ENOTTY)
+			fprintf(stderr, _("No terminal to ask the PIN on; use --pin-fd.\n"));
+		else
+			fprintf(stderr, _("Failed to read the PIN: %s\n"),
+				r == -ENODATA ? _("it is empty") : strerror(-r));
+		return r;
+	}
+	*ret = pin;
+	return 0;
+}
+
+int verb_activate(int argc, char *argv[])
+{
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_json_ json_t *tokens = NULL, *pending = NULL;
+	json_t *token = NULL, *action = NULL, *entry, *activation;
+	const char *action_id = argc > 2 ? argv[2] : NULL;
+	Pin *pin = NULL;
+	size_t i, n = 0;
+	int r;
+
+	if (streq(argv[0], "renew"))
+		arg_action_type = "renew";
+	else if (streq(argv[0], "change"))
+		arg_action_type = "change";
+	if (bus_connect(&bus) < 0 || tokens_read(bus, &tokens) < 0)
+		return EXIT_FAILED;
+	r = token_select(tokens, argc > 1 ? argv[1] : NULL, &token);
+	if (r != 0)
+		return r;
+
+	/* An interrupted activation is carried on with the same action. */
+	activation = json_object_get(token, "activation");
+	if (!action_id && json_is_object(activation))
+		action_id = str(activation, "action");
+
+	if (!action_id || !json_is_object(activation) ||
+	    !streq(str(activation, "action"), action_id)) {
+		r = call_check(bus, token, &pending);
+		if (r != 0)
+			return r;
+		json_array_foreach(pending, i, entry)
+		{
+			if (action_id ? streq(str(entry, "id"), action_id)
+				      : (type_wanted(entry) && activatable(entry))) {
+				action = entry;
+				n++;
+			}
+		}
+		if (n == 0) {
+			fprintf(stderr,
+				action_id ? _("The CA has no action \"%s\" for this token.\n")
+					  : _("Nothing to activate: the CA has no pending %s for this "
+					      "token.\n"),
+				action_id ? action_id
+					  : (arg_action_type ? arg_action_type : _("action")));
+			return EXIT_NOTHING;
+		}
+		if (n > 1) {
+			fprintf(stderr, _("Several actions are pending; name one:\n"));
+			json_array_foreach(pending, i, entry) if (type_wanted(entry) &&
+								  activatable(entry))
+			    fprintf(stderr, "  %-20s %s, %s to %s\n", str(entry, "id"),
+				    str(entry, "type"), str(entry, "not_before"),
+				    str(entry, "not_after"));
+			return EXIT_FAILED;
+		}
+		if (!activatable(action)) {
+			fprintf(stderr,
+				_("Action %s (%s) is not one safecad can activate.\n"),
+				str(action, "id"), str(action, "type"));
+			return EXIT_NOTHING;
+		}
+		action_id = str(action, "id");
+	}
+
+	if (!arg_yes) {
+		if (action)
+			print_action(token, action);
+		else
+			printf(_("Continuing the interrupted activation %s of token %s (stopped "
+				 "after: %s).\n"),
+			       action_id, str(token, "serial"), str(activation, "step"));
+		if (!ask_yes_no(_("Accept and activate?"), false)) {
+			printf(_("Nothing was changed.\n"));
+			return EXIT_NOTHING;
+		}
+		if (!arg_keep_previous_set)
+			arg_keep_previous = ask_yes_no(
+			    _("Ask the CA to keep the previous certificate's registration?"), true);
+	}
+	if (streq(str(token, "pin"), "final-try") && !arg_allow_final_try) {
+		fprintf(stderr, _("The token locks at the next wrong PIN. Nothing was tried; if "
+				  "you are sure of the PIN, add --allow-final-try.\n"));
+		return EXIT_FINAL_TRY;
+	}
+	if (read_pin(&pin) < 0)
+		return EXIT_FAILED;
+	r = run_activation(bus, token, action_id, pin);
+	pin_free(pin);
+	return r;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A PIN lives only here: locked in memory (never swapped out), wiped the
+ * moment it is freed. Never copy it into anything else. */
+#define PIN_MAX 256
+
+typedef struct Pin {
+	char *data; /* NUL-terminated, mlock'ed */
+	size_t size;
+} Pin;
+
+int pin_new(Pin **ret);
+Pin *pin_free(Pin *pin);
+
+/* Reads up to the first newline or EOF from fd (a pipe or a file), at most
+ * PIN_MAX - 1 bytes (-EMSGSIZE past that), waiting at most timeout_ms for
+ * each read (-ETIMEDOUT). An empty PIN is -ENODATA. */
+int pin_read_fd(Pin *pin, int fd, int timeout_ms);
+
+/* Reads a line from the terminal without echo, after prompt (-ENOTTY when
+ * there is no terminal). */
+int pin_read_tty(Pin *pin, const char *prompt);

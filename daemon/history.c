@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "history.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "config.h"
+#include "macro.h"
+#include "state-file.h"
+#include "time-util.h"
+#include "util.h"
+
+#define HISTORY_MAX_SIZE (4 * 1024 * 1024)
+#define HISTORY_MAX_ENTRIES 1000
+
+static pthread_mutex_t history_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *history_path(void)
+{
+	return path_join(state_directory(), "history.json");
+}
+
+static int load(json_t **ret)
+{
+	_cleanup_free_ char *path = history_path();
+	json_t *history = NULL;
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = state_file_read(path, HISTORY_MAX_SIZE, &history);
+	if (r == -ENOENT)
+		history = json_pack("{s:[]}", "activations");
+	else if (r < 0)
+		return r;
+	if (!history || !json_is_array(json_object_get(history, "activations"))) {
+		json_decref(history);
+		return -EBADMSG;
+	}
+	*ret = history;
+	return 0;
+}
+
+static int save(json_t *history)
+{
+	_cleanup_free_ char *path = history_path();
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = state_directory_ensure(state_directory());
+	if (r < 0)
+		return r;
+	return state_file_write(path, history);
+}
+
+static json_t *find(json_t *activations, const char *token, const char *action)
+{
+	size_t i;
+	json_t *entry;
+
+	json_array_foreach(activations, i, entry)
+	{
+		if ((!token ||
+		     streq_ptr(json_string_value(json_object_get(entry, "token")), token)) &&
+		    (!action || streq_ptr(json_string_value(json_object_get(entry, "action")),
+					  action)))
+			return entry;
+	}
+	return NULL;
+}
+
+int history_add(json_t *entry)
+{
+	const char *token = json_string_value(json_object_get(entry, "token"));
+	const char *action = json_string_value(json_object_get(entry, "action"));
+	json_t *history = NULL, *activations;
+	int r;
+
+	pthread_mutex_lock(&history_lock);
+	r = load(&history);
+	if (r >= 0) {
+		activations = json_object_get(history, "activations");
+		if (!find(activations, token, action)) {
+			json_array_insert(activations, 0, entry);
+			while (json_array_size(activations) > HISTORY_MAX_ENTRIES)
+				json_array_remove(activations, json_array_size(activations) - 1);
+			r = save(history);
+		}
+	}
+	pthread_mutex_unlock(&history_lock);
+	json_decref(history);
+	return r;
+}
+
+int history_set_completed(const char *token, const char *action, int64_t t)
+{
+	json_t *history = NULL, *entry;
+	char buf[32];
+	int r;
+
+	pthread_mutex_lock(&history_lock);
+	r = load(&history);
+	if (r >= 0) {
+		entry = find(json_object_get(history, "activations"), token, action);
+		if (!entry)
+			r = -ENOENT;
+		else if (json_is_null(json_object_get(entry, "completed")) ||
+			 !json_object_get(entry, "completed")) {
+			json_object_set_new(entry, "completed",
+					    json_string(format_rfc3339(buf, sizeof(buf), t)));
+			r = save(history);
+		}
+	}
+	pthread_mutex_unlock(&history_lock);
+	json_decref(history);
+	return r;
+}
+
+static bool agency_listed(json_t *agencies, const char *id, json_t **ret)
+{
+	size_t i;
+	json_t *agency;
+
+	json_array_foreach(agencies, i, agency)
+	{
+		if (streq_ptr(json_string_value(json_object_get(agency, "id")), id)) {
+			if (ret)
+				*ret = agency;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Every id is checked before any is ticked, so a typo changes nothing. */
+static int tick(json_t *history, const char *action, char *const *ids, size_t n_ids)
+{
+	json_t *activations = json_object_get(history, "activations");
+	json_t *entry = action ? find(activations, NULL, action) : json_array_get(activations, 0);
+	json_t *agencies = json_object_get(entry, "agencies");
+
+	if (!entry)
+		return -ENOENT;
+	for (size_t k = 0; k < n_ids; k++)
+		if (!agency_listed(agencies, ids[k], NULL))
+			return -ESRCH;
+	for (size_t k = 0; k < n_ids; k++) {
+		json_t *agency = NULL;
+		if (agency_listed(agencies, ids[k], &agency))
+			json_object_set_new(agency, "done", json_true());
+	}
+	return save(history);
+}
+
+int history_tick_agencies(const char *action, char *const *ids, size_t n_ids)
+{
+	json_t *history = NULL;
+	int r;
+
+	pthread_mutex_lock(&history_lock);
+	r = load(&history);
+	if (r >= 0)
+		r = tick(history, action, ids, n_ids);
+	pthread_mutex_unlock(&history_lock);
+	json_decref(history);
+	return r;
+}
+
+int history_read(json_t **ret)
+{
+	int r;
+
+	pthread_mutex_lock(&history_lock);
+	r = load(ret);
+	pthread_mutex_unlock(&history_lock);
+	return r;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The history of activations, $STATE_DIRECTORY/history.json, newest
+ * first. Safe to call from any thread. */
+
+/* Records an activation whose certificate is written (once per token and
+ * action: a second call changes nothing). entry holds action, type, token,
+ * old_serial, new_serial, agencies [{id,name,url,done}]. */
+int history_add(json_t *entry);
+
+/* Marks the activation confirmed by the CA at time t. */
+int history_set_completed(const char *token, const char *action, int64_t t);
+
+/* Ticks agencies of an activation (the latest when action is NULL).
+ * -ENOENT: no such activation; -ESRCH: an id it does not list (nothing
+ * is changed then). */
+int history_tick_agencies(const char *action, char *const *ids, size_t n_ids);
+
+/* The whole history, {"activations": [...]}. */
+int history_read(json_t **ret);

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Token work off the main loop: each job runs on a thread of its own, one
+ * job per token at a time (the caller checks), and talks back to the main
+ * loop only through the queue's eventfd. The thread reads the job's inputs
+ * and writes its outputs; nothing else is shared. */
+
+#include <jansson.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "ca-client.h"
+#include "profiles.h"
+
+typedef enum JobKind {
+	JOB_CHECK,
+	JOB_ACTIVATE,
+} JobKind;
+
+/* A certificate of the token, as the scan saw it. */
+typedef struct JobCertificate {
+	X509 *x509;
+	const Profile *profile;
+	char *serial;
+	char *key_id;
+	bool has_key;
+} JobCertificate;
+
+typedef struct Job Job;
+typedef struct JobQueue JobQueue;
+
+struct Job {
+	JobKind kind;
+
+	/* Inputs. */
+	char *token_serial;
+	char *token_label;
+	char *token_manufacturer;
+	char *token_model;
+	char *module_path;
+	pthread_rwlock_t *modules_lock;
+	CaNetwork network;
+	JobCertificate *certificates;
+	size_t n_certificates;
+	char *action_id; /* NULL: the only activatable one */
+	int pin_fd;
+	bool keep_previous;
+	bool allow_final_try;
+
+	/* Outputs, set by the thread before it finishes. */
+	const char *error_name; /* a SAFECAD_ERROR_*, NULL on success */
+	char *error_message;
+	json_t *pending; /* JOB_CHECK: the CA's entries */
+	json_t *result;	 /* JOB_ACTIVATE: old/new serial, confirmed, agencies */
+
+	/* The main loop's. */
+	sd_bus_message *request;
+	JobQueue *queue;
+	pthread_t thread;
+};
+
+typedef enum JobEventKind {
+	JOB_EVENT_PROGRESS,
+	JOB_EVENT_DONE,
+} JobEventKind;
+
+/* On the main loop. For PROGRESS, state is {"action","step"} (borrowed). */
+typedef void (*job_event_t)(Job *job, JobEventKind kind, json_t *state, void *userdata);
+
+int job_queue_new(sd_event *event, job_event_t handler, void *userdata, JobQueue **ret);
+/* Waits for every running job, then frees. */
+JobQueue *job_queue_free(JobQueue *queue);
+
+Job *job_new(JobKind kind);
+Job *job_free(Job *job);
+int job_add_certificate(Job *job, X509 *x509, const Profile *profile, const char *serial,
+			const char *key_id, bool has_key);
+
+/* Starts the job's thread. The DONE event hands the job back. */
+int job_start(JobQueue *queue, Job *job);
+
+/* From the job's thread. */
+void job_progress(Job *job, const char *action_id, const char *step);
+int job_fail(Job *job, const char *error_name, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The thread bodies (activation.c). */
+void job_run_check(Job *job);
+void job_run_activate(Job *job);

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The token methods that run as jobs (Check, Activate), and what happens
+ * on the main loop when a job reports progress or ends. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-manager.h"
+#include "bus-names.h"
+#include "journal.h"
+#include "log.h"
+#include "macro.h"
+#include "token.h"
+
+#define CHECK_OPTION_MAX 16
+
+static Token *token_by_serial(Context *context, const char *serial)
+{
+	for (size_t i = 0; i < context->n_tokens; i++)
+		if (streq(context->tokens[i]->info.serial, serial))
+			return context->tokens[i];
+	return NULL;
+}
+
+static int job_for_token(Token *token, JobKind kind, Job **ret)
+{
+	Context *context = token->context;
+	Job *job = job_new(kind);
+	int r = 0;
+
+	if (!job)
+		return -ENOMEM;
+	job->token_serial = strdup(token->info.serial);
+	job->token_label = strdup(token->info.label);
+	job->token_manufacturer = strdup(token->info.manufacturer);
+	job->token_model = strdup(token->info.model);
+	job->module_path = strdup(token->info.module ? token->info.module : "");
+	job->modules_lock = &context->modules.lock;
+	job->network = (CaNetwork){context->config.connect_timeout_sec, context->config.timeout_sec};
+	if (!job->token_serial || !job->token_label || !job->token_manufacturer ||
+	    !job->token_model || !job->module_path)
+		r = -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < token->info.n_certificates; i++) {
+		const CertificateEntry *c = &token->info.certificates[i];
+		r = job_add_certificate(job, c->x509, c->profile, c->serial, c->key_id, c->has_key);
+	}
+	if (r < 0) {
+		job_free(job);
+		return r;
+	}
+	*ret = job;
+	return 0;
+}
+
+static void emit(Token *token, const char *property)
+{
+	(void)sd_bus_emit_properties_changed(token->context->bus, token->path,
+					     SAFECAD_TOKEN_INTERFACE, property, NULL);
+}
+
+static void reload_journals(Context *context)
+{
+	json_t *journals = NULL;
+
+	if (journal_load_all(&journals) < 0) {
+		json_decref(journals);
+		return;
+	}
+	json_decref(context->journals);
+	context->journals = journals;
+}
+
+static void on_check_done(Token *token, Job *job)
+{
+	if (job->error_name) {
+		log_warning("Asking the CA about token %s failed: %s", job->token_serial,
+			    strempty(job->error_message));
+		if (job->request)
+			(void)sd_bus_reply_method_errorf(job->request, job->error_name, "%s",
+							 strempty(job->error_message));
+		return;
+	}
+	if (token) {
+		json_decref(token->pending);
+		token->pending = json_incref(job->pending);
+		emit(token, "Pending");
+		if (json_array_size(job->pending) > 0)
+			log_info("Token %s: %zu action(s) pending at the CA.", job->token_serial,
+				 json_array_size(job->pending));
+	}
+	if (job->request) {
+		_cleanup_free_ char *text = json_dumps(job->pending, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		(void)sd_bus_reply_method_return(job->request, "s", text ? text : "[]");
+	}
+}
+
+static void on_activate_done(Token *token, Job *job)
+{
+	_cleanup_free_ char *result = NULL;
+
+	if (token) {
+		json_decref(token->running);
+		token->running = NULL;
+		reload_journals(token->context);
+		emit(token, "Activation");
+		(void)scanner_request(token->context->scanner);
+	}
+	if (job->error_name) {
+		log_warning("Activation on token %s failed: %s", job->token_serial,
+			    strempty(job->error_message));
+		if (token)
+			(void)sd_bus_emit_signal(token->context->bus, token->path,
+						 SAFECAD_TOKEN_INTERFACE, "ActivationFinished",
+						 "ssss", strempty(job->action_id), "",
+						 job->error_name, strempty(job->error_message));
+		if (job->request)
+			(void)sd_bus_reply_method_errorf(job->request, job->error_name, "%s",
+							 strempty(job->error_message));
+		return;
+	}
+	result = json_dumps(job->result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	log_info("Activation %s on token %s done: new certificate %s%s.", job->action_id,
+		 job->token_serial,
+		 strempty(json_string_value(json_object_get(job->result, "new_serial"))),
+		 json_is_true(json_object_get(job->result, "confirmed")) ? ", confirmed"
+									 : ", NOT confirmed");
+	if (token) {
+		/* Confirmed: the CA no longer lists it. */
+		if (json_is_true(json_object_get(job->result, "confirmed")) && token->pending) {
+			size_t i;
+			json_t *entry;
+			json_array_foreach(token->pending, i, entry) if (streq_ptr(
+			    json_string_value(json_object_get(entry, "id")), job->action_id))
+			{
+				json_array_remove(token->pending, i);
+				break;
+			}
+			emit(token, "Pending");
+		}
+		(void)sd_bus_emit_signal(token->context->bus, token->path, SAFECAD_TOKEN_INTERFACE,
+					 "ActivationFinished", "ssss", job->action_id,
+					 strempty(result), "", "");
+	}
+	if (job->request)
+		(void)sd_bus_reply_method_return(job->request, "s", strempty(result));
+}
+
+void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
+{
+	Context *context = userdata;
+	Token *token = token_by_serial(context, job->token_serial);
+
+	if (kind == JOB_EVENT_PROGRESS) {
+		if (!token)
+			return;
+		json_decref(token->running);
+		token->running = json_incref(state);
+		emit(token, "Activation");
+		(void)sd_bus_emit_signal(context->bus, token->path, SAFECAD_TOKEN_INTERFACE,
+					 "ActivationProgress", "ss",
+					 json_string_value(json_object_get(state, "action")),
+					 json_string_value(json_object_get(state, "step")));
+		return;
+	}
+	if (token && token->job == job)
+		token->job = NULL;
+	if (job->kind == JOB_CHECK)
+		on_check_done(token, job);
+	else
+		on_activate_done(token, job);
+	if (token) {
+		emit(token, "Busy");
+		manager_forget_if_gone(context, token);
+	}
+	job_free(job);
+}
+
+static int start(Token *token, Job *job, sd_bus_message *request)
+{
+	int r;
+
+	job->request = sd_bus_message_ref(request);
+	r = job_start(token->context->jobs, job);
+	if (r < 0) {
+		job_free(job);
+		return r;
+	}
+	token->job = job;
+	emit(token, "Busy");
+	return 1;
+}
+
+void token_start_check(Token *token)
+{
+	Job *job = NULL;
+	bool has_profile = false;
+
+	for (size_t i = 0; i < token->info.n_certificates; i++)
+		has_profile = has_profile || token->info.certificates[i].profile;
+	if (!has_profile || token->job || !token->present)
+		return;
+	if (job_for_token(token, JOB_CHECK, &job) < 0)
+		return;
+	if (start(token, job, NULL) < 0)
+		log_warning("Cannot start a CA check for token %s, ignoring.", token->info.serial);
+}
+
+static int check_busy(Token *token, sd_bus_error *error)
+{
+	if (!token->present)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_TOKEN_GONE,
+					 "Token %s is not plugged in.", token->info.serial);
+	if (token->job)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_BUSY,
+					 "Token %s is busy with another job; try again when it "
+					 "ends.",
+					 token->info.serial);
+	return 0;
+}
+
+int method_check(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	Token *token = userdata;
+	Job *job = NULL;
+	int r;
+
+	r = check_busy(token, error);
+	if (r < 0)
+		return r;
+	r = job_for_token(token, JOB_CHECK, &job);
+	if (r < 0)
+		return r;
+	return start(token, job, message);
+}
+
+static bool action_id_valid(const char *id)
+{
+	size_t len = strlen(id);
+
+	if (len == 0 || len > 64)
+		return false;
+	return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+	       len;
+}
+
+int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	Token *token = userdata;
+	const char *action_id;
+	int pin_fd, r;
+	bool keep_previous = true, allow_final_try = false;
+	Job *job = NULL;
+
+	r = sd_bus_message_read(message, "sh", &action_id, &pin_fd);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_enter_container(message, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	for (int n = 0; (r = sd_bus_message_enter_container(message, 'e', "sv")) > 0; n++) {
+		const char *key;
+		int value;
+
+		if (n >= CHECK_OPTION_MAX)
+			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Too many options.");
+		r = sd_bus_message_read(message, "s", &key);
+		if (r < 0)
+			return r;
+		if (streq(key, "keep_previous") || streq(key, "allow_final_try")) {
+			r = sd_bus_message_read(message, "v", "b", &value);
+			if (r < 0)
+				return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+							 "Option \"%s\" takes a boolean.", key);
+			if (streq(key, "keep_previous"))
+				keep_previous = value;
+			else
+				allow_final_try = value;
+		} else
+			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+						 "Unknown option \"%s\".", key);
+		r = sd_bus_message_exit_container(message);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (!action_id_valid(action_id))
+		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+					 "\"%.64s\" is not an action id.", action_id);
+	r = check_busy(token, error);
+	if (r < 0)
+		return r;
+
+	r = job_for_token(token, JOB_ACTIVATE, &job);
+	if (r < 0)
+		return r;
+	job->action_id = strdup(action_id);
+	job->pin_fd = fcntl(pin_fd, F_DUPFD_CLOEXEC, 3);
+	job->keep_previous = keep_previous;
+	job->allow_final_try = allow_final_try;
+	if (!job->action_id || job->pin_fd < 0) {
+		job_free(job);
+		return -ENOMEM;
+	}
+	log_info("Activating action %s on token %s.", action_id, token->info.serial);
+	return start(token, job, message);
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Direct PKCS#11 access for the jobs that change a token: our own session,
+ * C_Login with our own PIN buffer (exactly one call per PIN), key pair
+ * generation with the attributes we choose, objects written and removed.
+ * Uses the module instance the scanner loaded (never C_Initialize or
+ * C_Finalize here); the caller holds the modules' lock for reading. */
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <p11-kit/pkcs11.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct TokenSession {
+	void *module_handle;
+	CK_FUNCTION_LIST_PTR functions;
+	CK_SLOT_ID slot;
+	CK_SESSION_HANDLE session;
+	bool session_open;
+	bool logged_in;
+} TokenSession;
+
+typedef struct TokenPinFlags {
+	bool count_low;
+	bool final_try;
+	bool locked;
+	bool must_change;
+	unsigned long min_pin_len;
+	unsigned long max_pin_len;
+} TokenPinFlags;
+
+/* Opens a read-write session on the token with this serial. -ENODEV when
+ * the module does not show it (pulled out). */
+int token_session_open(const char *module_path, const char *serial, TokenSession *ret);
+void token_session_close(TokenSession *session);
+
+int token_session_pin_flags(TokenSession *session, TokenPinFlags *ret);
+
+/* One C_Login. -EACCES wrong PIN, -EKEYREVOKED locked, -ERANGE length,
+ * -EIO when the module gives no reason (many answer a wrong PIN with
+ * CKR_GENERAL_ERROR). */
+int token_session_login(TokenSession *session, const char *pin, size_t pin_size);
+
+/* The private key with this CKA_ID; -ENOENT when there is none. */
+int token_session_find_private_key(TokenSession *session, const unsigned char *id, size_t id_size,
+				   CK_OBJECT_HANDLE *ret);
+
+/* The public key of the pair with this CKA_ID, from the public key object
+ * or, failing that, a certificate with the same CKA_ID. */
+int token_session_public_key(TokenSession *session, CK_OBJECT_HANDLE private_key,
+			     const unsigned char *id, size_t id_size, EVP_PKEY **ret);
+
+/* A new key pair on the token: private, sensitive, never extractable.
+ * key_type is "rsa" (bits) or "ec" (P-256). */
+int token_session_generate(TokenSession *session, const char *key_type, unsigned bits,
+			   const unsigned char *id, size_t id_size, const char *label,
+			   CK_OBJECT_HANDLE *ret_private);
+
+/* Signs: "RS256" → RSA PKCS#1 v1.5 with SHA-256 over data; "ES256" →
+ * ECDSA over SHA-256(data), R||S (64 bytes). */
+int token_session_sign(TokenSession *session, CK_OBJECT_HANDLE key, const char *alg,
+		       const unsigned char *data, size_t size, unsigned char **ret_signature,
+		       size_t *ret_size);
+
+/* Stores a certificate object with this CKA_ID and label. */
+int token_session_store_certificate(TokenSession *session, X509 *x509, const unsigned char *id,
+				    size_t id_size, const char *label);
+
+/* Whether a certificate with exactly this DER is on the token. */
+int token_session_has_certificate(TokenSession *session, X509 *x509);
+
+/* Removes every object of this class with this CKA_ID. */
+int token_session_destroy_objects(TokenSession *session, CK_OBJECT_CLASS object_class,
+				  const unsigned char *id, size_t id_size);
+
+/* "RS256" or "ES256" for a public key, NULL for any other. */
+const char *jws_alg_for_key(EVP_PKEY *key);
