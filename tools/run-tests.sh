@@ -17,7 +17,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" -Dbuildtype=debug -Db_sanitize=address,undefined \
-    -Db_lundef=false -Dwerror=true || { echo "0 passed, 1 failed"; exit 1; }
+    -Db_lundef=false -Dwerror=true -Dfuzz=true || { echo "0 passed, 1 failed"; exit 1; }
 fi
 if ! ninja -C "$build"; then
   echo "build failed"
