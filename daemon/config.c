@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "build-config.h"
+#include "ini-check.h"
 #include "log.h"
 #include "macro.h"
 #include "util.h"
@@ -18,10 +19,11 @@
 typedef struct Parser {
 	Config *config;
 	const char *path;
+	bool modules_seen;
 	char reason[256];
 } Parser;
 
-static int parse_modules(const char *value, char ***ret)
+static int parse_modules(const char *value, char *const *before, char ***ret)
 {
 	_cleanup_strv_free_ char **list = NULL;
 	_cleanup_free_ char *copy = strdup(value);
@@ -33,6 +35,13 @@ static int parse_modules(const char *value, char ***ret)
 	list = calloc(CONFIG_MAX_MODULES + 1, sizeof(char *));
 	if (!list)
 		return -ENOMEM;
+	for (; before && *before; before++) {
+		if (n >= CONFIG_MAX_MODULES)
+			return -E2BIG;
+		list[n] = strdup(*before);
+		if (!list[n++])
+			return -ENOMEM;
+	}
 	for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
 		_cleanup_free_ char *item = strdup_strip(w);
 		if (!item)
@@ -81,10 +90,13 @@ static int handler(void *userdata, const char *section, const char *key, const c
 
 	if (streq(section, "pkcs11") && streq(key, "modules")) {
 		char **modules = NULL;
-		r = parse_modules(value, &modules);
+		/* A long list continues on indented lines, which libinih
+		 * hands over as more values of the same key. */
+		r = parse_modules(value, p->modules_seen ? c->modules : NULL, &modules);
 		if (r >= 0) {
 			strv_free(c->modules);
 			c->modules = modules;
+			p->modules_seen = true;
 		}
 	} else if (streq(section, "expiry") && streq(key, "warn_days"))
 		r = parse_warn_days(value, c);
@@ -132,6 +144,7 @@ int config_load(const char *path, Config *ret, char **ret_message)
 	_cleanup_(config_clearp) Config c = {};
 	_cleanup_free_ char *text = NULL;
 	Parser p = {.config = &c, .path = path};
+	const char *reason = NULL;
 	int r;
 
 	r = config_set_defaults(&c);
@@ -145,6 +158,12 @@ int config_load(const char *path, Config *ret, char **ret_message)
 	}
 	if (r < 0)
 		return r;
+	r = ini_check(text, &reason);
+	if (r > 0) {
+		if (ret_message && asprintf(ret_message, "%s:%d: %s", path, r, reason) < 0)
+			*ret_message = NULL;
+		return -EINVAL;
+	}
 	r = ini_parse_string(text, handler, &p);
 	if (r != 0) {
 		if (ret_message && asprintf(ret_message, "%s:%d: %s", path, r,

@@ -2,6 +2,8 @@
 #include "profiles.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <ini.h>
 #include <libgen.h>
 #include <openssl/err.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ini-check.h"
 #include "log.h"
 #include "macro.h"
 #include "util.h"
@@ -19,7 +22,7 @@
 #define PROFILE_MAX_AGENCIES 64
 #define PROFILE_MAX_ISSUERS 64
 #define PROFILE_MAX_PEM_SIZE (1024 * 1024)
-#define PROFILE_MAX_VALUE 4096
+#define PROFILE_MAX_VALUE INI_LINE_MAX
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Profile *, profile_free)
 
@@ -33,6 +36,20 @@ typedef struct Parser {
 static void parser_clear(Parser *p)
 {
 	free(p->issuers_path);
+	free(p->directory);
+}
+
+/* inih reports the first bad line: keep the reason of that one. */
+static void set_reason(Parser *p, const char *format, ...) _printf_(2, 3);
+static void set_reason(Parser *p, const char *format, ...)
+{
+	va_list ap;
+
+	if (p->reason[0])
+		return;
+	va_start(ap, format);
+	vsnprintf(p->reason, sizeof(p->reason), format, ap);
+	va_end(ap);
 }
 
 static int set_string(char **field, const char *value)
@@ -110,12 +127,12 @@ static int handler(void *userdata, const char *section, const char *key, const c
 	} else if (strncmp(section, "agency.", 7) == 0) {
 		Agency *a;
 		if (!agency_id_valid(section + 7)) {
-			snprintf(p->reason, sizeof(p->reason), "bad agency id in [%.64s]", section);
+			set_reason(p, "bad agency id in [%.64s]", section);
 			return 0;
 		}
 		a = agency_get(pr, section + 7);
 		if (!a) {
-			snprintf(p->reason, sizeof(p->reason), "too many agencies");
+			set_reason(p, "too many agencies");
 			return 0;
 		}
 		if (streq(key, "name"))
@@ -131,7 +148,7 @@ static int handler(void *userdata, const char *section, const char *key, const c
 		return 1;
 	}
 	if (r < 0) {
-		snprintf(p->reason, sizeof(p->reason), "bad value for [%.64s] %s", section, key);
+		set_reason(p, "bad value for [%.64s] %s", section, key);
 		return 0;
 	}
 	return 1;
@@ -181,6 +198,7 @@ int profile_load_file(const char *path, Profile **ret, char **ret_message)
 	_cleanup_(profile_freep) Profile *profile = NULL;
 	_cleanup_free_ char *text = NULL, *dir_copy = NULL, *issuers_full = NULL;
 	_cleanup_(parser_clear) Parser p = {};
+	const char *reason = NULL;
 	int r;
 
 #define FAIL(r, ...)                                                                               \
@@ -206,7 +224,14 @@ int profile_load_file(const char *path, Profile **ret, char **ret_message)
 		return FAIL(r, "%s: cannot read: %s", path, strerror(-r));
 
 	p.profile = profile;
-	p.directory = dirname(dir_copy);
+	/* Relative paths in a profile are relative to its folder, made
+	 * absolute here: the daemon's working folder is no reference. */
+	p.directory = realpath(dirname(dir_copy), NULL);
+	if (!p.directory)
+		return FAIL(-errno, "%s: cannot resolve its folder: %s", path, strerror(errno));
+	r = ini_check(text, &reason);
+	if (r > 0)
+		return FAIL(-EINVAL, "%s:%d: %s", path, r, reason);
 	r = ini_parse_string(text, handler, &p);
 	if (r != 0)
 		return FAIL(-EINVAL, "%s:%d: %s", path, r, p.reason[0] ? p.reason : "syntax error");
