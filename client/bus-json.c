@@ -167,6 +167,30 @@ int bus_read_json(sd_bus_message *m, const char *key, json_t **ret)
 		if (streq(contents, "{sv}"))
 			return read_dict(m, ret);
 		return read_array(m, contents, key, ret);
+	case 'r': {
+		/* A struct becomes the array of its members. */
+		_cleanup_json_ json_t *members = json_array();
+		if (!members)
+			return -ENOMEM;
+		r = sd_bus_message_enter_container(m, 'r', contents);
+		if (r < 0)
+			return r;
+		while ((r = sd_bus_message_at_end(m, false)) == 0) {
+			json_t *item = NULL;
+			r = bus_read_json(m, key, &item);
+			if (r < 0)
+				return r;
+			if (json_array_append_new(members, item) < 0)
+				return -ENOMEM;
+		}
+		if (r < 0)
+			return r;
+		r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+		*ret = TAKE_PTR(members);
+		return 0;
+	}
 	default:
 		r = sd_bus_message_skip(m, NULL);
 		if (r < 0)

@@ -37,6 +37,17 @@ void report_bus_error(const sd_bus_error *error, int r)
 			sd_bus_error_is_set(error) ? error->message : strerror(-r));
 }
 
+/* (action, step, interrupted), or null when action is empty. */
+static json_t *activation_json(json_t *activation)
+{
+	const char *action = json_string_value(json_array_get(activation, 0));
+
+	if (isempty(action))
+		return json_null();
+	return json_pack("{s:s,s:O?,s:O?}", "action", action, "step",
+			 json_array_get(activation, 1), "interrupted", json_array_get(activation, 2));
+}
+
 /* Moves the members of org.safecad.Token1 into status's JSON form. */
 static int token_json_from_properties(json_t *props, const char *path, json_t **ret)
 {
@@ -54,7 +65,7 @@ static int token_json_from_properties(json_t *props, const char *path, json_t **
 		json_decref(pending_json);
 		pending_json = json_array();
 	}
-	token = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:o,s:[],s:o,s:n,s:O?,s:s}",
+	token = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:o,s:[],s:o,s:o,s:O?,s:s}",
 			  "serial", json_object_get(props, "Serial"), "label",
 			  json_object_get(props, "Label"), "manufacturer",
 			  json_object_get(props, "Manufacturer"), "model",
@@ -65,7 +76,8 @@ static int token_json_from_properties(json_t *props, const char *path, json_t **
 			  isempty(profile) ? json_null() : json_string(profile), "days_left",
 			  isempty(current) ? json_null()
 					   : json_deep_copy(json_object_get(props, "DaysLeft")),
-			  "certificates", "pending", pending_json, "activation", "uri",
+			  "certificates", "pending", pending_json, "activation",
+			  activation_json(json_object_get(props, "Activation")), "uri",
 			  json_object_get(props, "Uri"), "path", path);
 	if (!token)
 		return -EBADMSG;

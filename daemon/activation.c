@@ -556,13 +556,23 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 			   a->profile->issuers, time(NULL), &reason);
 	name_clear(&subject);
 	sk_X509_pop_free(chain, X509_free);
-	if (check != CERT_CHECK_OK)
+	if (check != CERT_CHECK_OK) {
+		/* A certificate that failed is not kept: the next attempt
+		 * sends the same key again and takes the CA's new answer. */
+		json_object_del(a->journal, "certificate");
+		json_object_del(a->journal, "chain");
+		json_object_set_new(a->journal, "step",
+				    json_string(activation_step_name(STEP_KEY_READY)));
+		r = journal_save(a->journal);
+		if (r < 0)
+			log_warning_errno(r, "Cannot roll the journal back to key-ready: %m");
 		return job_fail(job, SAFECAD_ERROR_CA,
 				"The CA's certificate failed check %d: %s. Nothing was written to "
 				"the token. Support: %s (%s).",
 				(int)check, reason ? reason : "?",
 				a->profile->support ? a->profile->support : "your CA",
 				a->profile->name);
+	}
 	r = advance(a, STEP_VERIFIED);
 	if (r < 0)
 		return r;

@@ -220,9 +220,8 @@ static int run(void)
 	if (r < 0)
 		return log_error_errno(r, "Failed to own the bus name %s: %m", SAFECAD_BUS_NAME);
 
-	log_info("safecad %s ready: %zu token(s), %zu CA profile(s), hotplug %s.",
-		 PACKAGE_VERSION, context.n_tokens, context.profiles.n_items,
-		 context.hotplug ? "on" : "off");
+	log_info("safecad %s ready: %zu token(s), %zu CA profile(s).", PACKAGE_VERSION,
+		 context.n_tokens, context.profiles.n_items);
 	(void)sd_notifyf(false, "READY=1\nSTATUS=%zu token(s), hotplug %s", context.n_tokens,
 			 context.hotplug ? "on" : "off");
 
