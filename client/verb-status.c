@@ -79,7 +79,10 @@ static void print_token(json_t *token, bool details)
 	json_array_foreach(certificates, i, c) if (json_is_true(json_object_get(c, "current")))
 	    current = c;
 
-	printf("%s %s\n", str(token, "label"), json_is_true(json_object_get(token, "present")) ? "" : _("(not present)"));
+	if (json_is_true(json_object_get(token, "present")))
+		printf("%s\n", str(token, "label"));
+	else
+		printf("%s %s\n", str(token, "label"), _("(not plugged in)"));
 	printf("  %-13s %s\n", _("Serial:"), str(token, "serial"));
 	printf("  %-13s %s %s\n", _("Token:"), str(token, "manufacturer"), str(token, "model"));
 	printf("  %-13s %s\n", _("PIN:"), pin_text(str(token, "pin")));

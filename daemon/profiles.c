@@ -383,10 +383,6 @@ static int profiles_load_dir(Profiles *profiles, const char *dir)
 			profiles_remove(profiles, names[i]);
 			continue;
 		}
-		if (sk_X509_num(profile->issuers) == 0)
-			log_notice("CA profile %s (%s) has no issuer certificates: it matches no "
-				   "token.",
-				   profile->name, path);
 		r = profiles_add(profiles, profile);
 		if (r < 0) {
 			profile_free(profile);
@@ -411,6 +407,12 @@ int profiles_load(const char *data_dir, const char *config_dir, Profiles *ret)
 	r = profiles_load_dir(&profiles, local);
 	if (r < 0)
 		return r;
+	/* Said once the overrides are in: a replaced file says nothing. */
+	for (size_t i = 0; i < profiles.n_items; i++)
+		if (sk_X509_num(profiles.items[i]->issuers) == 0)
+			log_notice("CA profile %s (%s) has no issuer certificates: it matches no "
+				   "token.",
+				   profiles.items[i]->name, profiles.items[i]->path);
 	*ret = profiles;
 	profiles = (Profiles){};
 	return 0;

@@ -138,3 +138,67 @@ def test_unknown_method_is_an_error_not_a_crash(world):
     else:
         raise AssertionError("NoSuchMethod succeeded")
     assert busmod.name_has_owner(conn)
+
+
+def test_manager_version_is_the_project_version(world):
+    import re
+    with open(os.path.join(REPO, "meson.build")) as f:
+        version = re.search(r"version:\s*'([^']+)'", f.read()).group(1)
+    world.start_daemon()
+    conn = world.bus.connection()
+    assert busmod.get_property(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE,
+                               "Version") == version
+
+
+def test_token_without_certificate_properties(world):
+    token = world.softhsm.create_token("Rong")
+    world.start_daemon()
+    conn = world.bus.connection()
+    (path,) = busmod.get_property(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE, "Tokens")
+    props = busmod.get_all(conn, path, "org.safecad.Token1")
+    assert props["Serial"] == token.serial
+    assert props["CurrentCertificate"] == ""
+    assert props["DaysLeft"] == 0
+    assert props["Profile"] == ""
+    assert props["Certificates"] == []
+
+
+def test_token_changes_are_announced_in_order(world, pki):
+    """Tokens emits PropertiesChanged; the ObjectManager at /org/safecad
+    announces the object; TokenAdded comes after the object is there and
+    TokenRemoved before it goes."""
+    world.start_daemon()
+    listener = world.listener()
+    token = world.softhsm.create_token("Thong bao")
+    token.add_pair(pki.issue(days_left=20), "01")
+    world.rescan()
+
+    added = listener.wait_for("TokenAdded", token.serial, timeout=5)
+    path = added.args[0]
+    iface_added = listener.wait_match(
+        lambda s: s.member == "InterfacesAdded" and s.path == "/org/safecad"
+        and s.args[0] == path, timeout=5, what="InterfacesAdded")
+    assert "org.safecad.Token1" in iface_added.args[1]
+    assert iface_added.args[1]["org.safecad.Token1"]["Serial"] == token.serial
+    assert iface_added.time <= added.time, "TokenAdded came before the object was announced"
+    changed = listener.wait_match(
+        lambda s: s.member == "PropertiesChanged" and s.path == busmod.MANAGER_PATH
+        and s.args[0] == busmod.MANAGER_IFACE, timeout=5, what="PropertiesChanged(Tokens)")
+    if "Tokens" in changed.args[1]:
+        assert changed.args[1]["Tokens"] == [path]
+    else:
+        assert "Tokens" in changed.args[2], changed
+
+    token.delete()
+    world.rescan()
+    removed = listener.wait_for("TokenRemoved", token.serial, timeout=5)
+    assert removed.args[0] == path
+    iface_removed = listener.wait_match(
+        lambda s: s.member == "InterfacesRemoved" and s.path == "/org/safecad"
+        and s.args[0] == path, timeout=5, what="InterfacesRemoved")
+    assert "org.safecad.Token1" in iface_removed.args[1]
+    assert removed.time <= iface_removed.time, "TokenRemoved came after the object went"
+    changed = listener.wait_match(
+        lambda s: s.member == "PropertiesChanged" and s.path == busmod.MANAGER_PATH
+        and s.args[0] == busmod.MANAGER_IFACE, timeout=5, what="PropertiesChanged(Tokens)")
+    assert changed.args[1].get("Tokens", []) == [] or "Tokens" in changed.args[2]

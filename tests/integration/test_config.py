@@ -31,16 +31,35 @@ def test_corrupt_config_stops_the_daemon_naming_file_and_line(world, text, line)
     assert_sanitizer_clean(log, "safecad")
 
 
-def test_missing_module_is_skipped_with_a_warning(world, pki):
-    missing = "/nonexistent/lib/libvendor-pkcs11.so"
-    world.write_config(modules=(missing, MODULE))
+def _not_a_pkcs11_library():
+    """A shared library that has no C_GetFunctionList."""
+    for path in ("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1",
+                 "/lib/x86_64-linux-gnu/libm.so.6"):
+        if os.path.exists(path):
+            return path
+    pytest.skip("no plain shared library to name as a module")
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-a-library", "not-pkcs11"])
+def test_unloadable_module_is_skipped_with_a_warning(world, pki, kind):
+    if kind == "missing":
+        bad = "/nonexistent/lib/libvendor-pkcs11.so"
+    elif kind == "not-a-library":
+        bad = os.path.join(world.dir, "garbage-pkcs11.so")
+        with open(bad, "wb") as f:
+            f.write(b"this is not an ELF file\n")
+    else:
+        bad = _not_a_pkcs11_library()
+    world.write_config(modules=(bad, MODULE))
     token = world.softhsm.create_token("Co module")
     token.add_pair(pki.issue(days_left=20), "01")
     d = world.start_daemon()
-    assert missing in d.log(), d.log()
+    assert bad in d.log(), d.log()
     t = find_token(world.status(), token.serial)
     assert t["profile"] == "SAFE-CA"
     assert t["days_left"] == 20
+    world.rescan()  # a reload skips it again, and does not lose the token
+    assert find_token(world.status(), token.serial)["days_left"] == 20
 
 
 def test_default_module_is_p11_kit_proxy(world, pki):

@@ -16,8 +16,8 @@ def test_private_bus_carries_signals(world):
     conn.emit_signal(None, busmod.MANAGER_PATH, busmod.MANAGER_IFACE, "TokenAdded",
                      GLib.Variant("(os)", ("/org/safecad/token/x", "abc")))
     conn.flush_sync(None)
-    member, args, _ = listener.wait_for("TokenAdded", "abc", timeout=5)
-    assert args == ("/org/safecad/token/x", "abc")
+    sig = listener.wait_for("TokenAdded", "abc", timeout=5)
+    assert sig.args == ("/org/safecad/token/x", "abc")
     conn.close_sync(None)
 
 

@@ -32,8 +32,9 @@ def test_card_insert_and_removal_add_and_remove_the_token(hotplug_world, pki):
 
     card = w.insert_card()
     t_insert = time.monotonic()
-    _, (path, serial), t_signal = listener.wait_for("TokenAdded", token.serial, timeout=10)
-    print(f"TokenAdded {t_signal - t_insert:.3f} s after the vpcd connect")
+    added = listener.wait_for("TokenAdded", token.serial, timeout=10)
+    path, serial = added.args
+    print(f"TokenAdded {added.time - t_insert:.3f} s after the vpcd connect")
     assert serial == token.serial
     # The object is on the bus when TokenAdded arrives.
     conn = w.bus.connection()
@@ -50,19 +51,18 @@ def test_card_insert_and_removal_add_and_remove_the_token(hotplug_world, pki):
     human_watch.wait_for(lambda line: token.serial in line)
 
     # Exactly one TokenAdded for one insert.
-    assert [e for e in listener.drain(1.0) if e[0] == "TokenAdded"] == []
+    assert [e for e in listener.drain(1.0) if e.member == "TokenAdded"] == []
 
     token.delete()
     card.remove()
-    _, (removed_path, removed_serial), _ = listener.wait_for("TokenRemoved", token.serial,
-                                                              timeout=10)
-    assert (removed_path, removed_serial) == (path, token.serial)
+    removed = listener.wait_for("TokenRemoved", token.serial, timeout=10)
+    assert removed.args == (path, token.serial)
     assert w.status() == []
     assert _manager(w, "Tokens") == []
     event = json_watch.wait_event("token-removed", token.serial)
     assert event["path"] == path
     human_watch.wait_for(lambda line: token.serial in line)
-    assert [e for e in listener.drain(1.0) if e[0] in ("TokenAdded", "TokenRemoved")] == []
+    assert [e for e in listener.drain(1.0) if e.member in ("TokenAdded", "TokenRemoved")] == []
 
 
 def test_second_token_and_second_insert(hotplug_world, pki):
@@ -88,7 +88,7 @@ def test_second_token_and_second_insert(hotplug_world, pki):
         listener.wait_for("TokenRemoved", second.serial, timeout=10)
         assert [t["serial"] for t in w.status()] == [first.serial]
     # The first token was never reported as leaving or arriving again.
-    assert [e for e in listener.drain(0.5) if e[1][1] == first.serial] == []
+    assert [e for e in listener.drain(0.5) if e.args[1] == first.serial] == []
 
 
 def test_card_event_without_token_change_emits_nothing(hotplug_world, pki):

@@ -2,7 +2,8 @@
 
 import time
 
-from harness.safecad import find_token
+from harness import bus as busmod
+from harness.safecad import find_token, wait_until
 
 
 def test_sigterm_exits_0_promptly_with_pcscd_and_a_card(hotplug_world, pki):
@@ -45,8 +46,14 @@ def test_idle_daemon_does_not_wake_up(hotplug_world, pki):
 def test_pcscd_going_away_does_not_spin_and_hotplug_comes_back(hotplug_world, pki):
     w = hotplug_world
     d = w.start_daemon()
+    conn = w.bus.connection()
+
+    def hotplug():
+        return busmod.get_property(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE, "Hotplug")
+
+    assert hotplug() is True
     w.pcscd.stop()
-    time.sleep(1)
+    wait_until(lambda: hotplug() is False, timeout=10, message="Hotplug to turn false")
     cpu = d.cpu_seconds()
     time.sleep(3)
     spent = d.cpu_seconds() - cpu
@@ -60,3 +67,4 @@ def test_pcscd_going_away_does_not_spin_and_hotplug_comes_back(hotplug_world, pk
     token = w.softhsm.create_token("Tro lai")
     w.insert_card()
     listener.wait_for("TokenAdded", token.serial, timeout=30)
+    assert hotplug() is True

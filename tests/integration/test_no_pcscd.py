@@ -26,7 +26,7 @@ def test_runs_without_pcscd_and_rescans_on_demand(world, pki):
     tokens = w.status()
     assert sorted(t["serial"] for t in tokens) == sorted([at_start.serial, later.serial])
     assert find_token(tokens, later.serial)["days_left"] == 45
-    _, (path, _), _ = listener.wait_for("TokenAdded", later.serial, timeout=5)
+    path = listener.wait_for("TokenAdded", later.serial, timeout=5).args[0]
     assert path in busmod.get_property(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE,
                                        "Tokens")
 

@@ -1,5 +1,6 @@
 """A private system-type bus, and Gio helpers to talk on it."""
 
+import collections
 import os
 import queue
 import signal
@@ -112,17 +113,19 @@ def rescan(conn, timeout=30):
     call(conn, MANAGER_PATH, MANAGER_IFACE, "Rescan", None, "()", timeout=timeout)
 
 
-class SignalListener:
-    """Collects org.safecad.Manager1 signals (and any others asked for) in a
-    thread with its own GLib main context. Events are (member, args, time)."""
+Signal = collections.namedtuple("Signal", "member args time path interface")
 
-    def __init__(self, address, interface=MANAGER_IFACE, sender=BUS_NAME):
+
+class SignalListener:
+    """Collects the signals on the bus in a thread with its own GLib main
+    context. wait_for() and drain() look at one interface (by default
+    org.safecad.Manager1's TokenAdded/TokenRemoved)."""
+
+    def __init__(self, address):
         self.events = queue.Queue()
         self.seen = []
         self._ready = threading.Event()
         self._address = address
-        self._interface = interface
-        self._sender = sender
         self._error = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -137,8 +140,7 @@ class SignalListener:
         try:
             self._conn = connect(self._address)
             self._conn.signal_subscribe(
-                None, self._interface, None, None, None, Gio.DBusSignalFlags.NONE,
-                self._on_signal, None)
+                None, None, None, None, None, Gio.DBusSignalFlags.NONE, self._on_signal, None)
             # A round trip makes sure the match rule is installed before
             # the test goes on.
             self._conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -155,35 +157,43 @@ class SignalListener:
         ctx.pop_thread_default()
 
     def _on_signal(self, conn, sender, path, iface, member, params, data):
-        ev = (member, params.unpack(), time.monotonic())
-        self.events.put(ev)
+        if iface == "org.freedesktop.DBus":
+            return
+        self.events.put(Signal(member, params.unpack(), time.monotonic(), path, iface))
 
-    def wait_for(self, member, serial=None, timeout=10):
-        """The first not yet consumed `member` signal (with that serial)."""
+    def _pull(self, timeout):
+        try:
+            self.seen.append(self.events.get(timeout=timeout))
+            return True
+        except queue.Empty:
+            return False
+
+    def wait_match(self, match, timeout=10, what="signal"):
+        """The first not yet consumed signal for which match(signal) holds."""
         deadline = time.monotonic() + timeout
-        for i, ev in enumerate(self.seen):
-            if ev[0] == member and (serial is None or ev[1][1] == serial):
-                return self.seen.pop(i)
+        checked = 0
         while True:
+            for i in range(checked, len(self.seen)):
+                if match(self.seen[i]):
+                    return self.seen.pop(i)
+            checked = len(self.seen)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(
-                    f"no {member}({serial}) within {timeout}s; unconsumed: {self.seen}")
-            try:
-                ev = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if ev[0] == member and (serial is None or ev[1][1] == serial):
-                return ev
-            self.seen.append(ev)
+                raise TimeoutError(f"no {what} within {timeout}s; unconsumed: {self.seen}")
+            self._pull(left)
 
-    def drain(self, wait=0.0):
+    def wait_for(self, member, serial=None, timeout=10, interface=MANAGER_IFACE):
+        def match(sig):
+            return (sig.interface == interface and sig.member == member
+                    and (serial is None or sig.args[1] == serial))
+        return self.wait_match(match, timeout, f"{member}({serial})")
+
+    def drain(self, wait=0.0, interface=MANAGER_IFACE):
+        """The unconsumed signals of `interface` (None: all), after `wait` s."""
         time.sleep(wait)
-        while True:
-            try:
-                self.seen.append(self.events.get_nowait())
-            except queue.Empty:
-                return list(self.seen)
+        while self._pull(0):
+            pass
+        return [s for s in self.seen if interface is None or s.interface == interface]
 
     def stop(self):
         loop = getattr(self, "_loop", None)

@@ -325,6 +325,9 @@ class World:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": self.dir,
             "LANG": "C.UTF-8",
+            # Far from UTC, as for Vietnamese users: a stray use of local
+            # time in days_left or the RFC 3339 times shows.
+            "TZ": os.environ.get("TZ", "Asia/Ho_Chi_Minh"),
             "DBUS_SYSTEM_BUS_ADDRESS": self.bus.address,
             "SOFTHSM2_CONF": self.softhsm.conf,
             "PCSCLITE_CSOCK_NAME": self.pcsc_socket,

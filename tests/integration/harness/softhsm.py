@@ -5,6 +5,8 @@ import re
 import shutil
 import subprocess
 
+from cryptography.hazmat.primitives import serialization
+
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
@@ -20,8 +22,13 @@ class Token:
         return f"Token({self.label!r}, serial={self.serial!r})"
 
     def add_key(self, issued_or_key_pem, key_id, label="key"):
-        """Imports a private key (PKCS#8) and its public key object."""
+        """Imports a private key (PKCS#8) and its public key object. Takes an
+        Issued, a cryptography private key or PKCS#8 PEM bytes."""
         pem = getattr(issued_or_key_pem, "key_pkcs8_pem", issued_or_key_pem)
+        if hasattr(pem, "private_bytes"):
+            pem = pem.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
         path = self.factory._tmpfile(f"key-{key_id}.pem", pem)
         self.factory.run([
             "softhsm2-util", "--import", path, "--token", self.label, "--label", label,
