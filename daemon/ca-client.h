@@ -41,6 +41,22 @@ typedef struct CaError {
 
 void ca_error_clear(CaError *error);
 
+/* ca_pending(), ca_issue() and ca_confirm() return 0, or a negative errno
+ * with *error filled (error may be NULL):
+ *   -ECONNREFUSED, -EHOSTUNREACH  CA_ERROR_UNREACHABLE (-ECONNREFUSED also
+ *                                 for a plain http:// URL to another host,
+ *                                 refused before connecting)
+ *   -EINVAL                       bad arguments, or a profile URL that is not
+ *                                 one (CA_ERROR_UNREACHABLE)
+ *   -ETIMEDOUT                    CA_ERROR_TIMEOUT
+ *   -EPROTO                       CA_ERROR_PROBLEM (type, title, detail set)
+ *   -EBADMSG                      CA_ERROR_MALFORMED
+ *   -ETIME                        CA_ERROR_GAVE_UP (10 minutes of 202s, or a
+ *                                 429 whose Retry-After is not waited out:
+ *                                 type, title, detail set)
+ *   -ENOMEM and anything else (the signer's own error, libcurl failing to
+ *   start) with kind CA_ERROR_NONE. */
+
 /* libcurl's global state: call once in main() before any thread starts,
  * and the cleanup once after the last one ended. The calls below also
  * initialize on first use, but libcurl wants it done single-threaded. */

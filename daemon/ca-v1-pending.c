@@ -9,7 +9,6 @@
 #include "log.h"
 #include "macro.h"
 
-
 bool ca_v1_action_id_valid(const char *s)
 {
 	size_t n = 0;
@@ -156,7 +155,7 @@ static bool hidden_control(uint32_t c)
 	       (c >= 0x2066 && c <= 0x2069);
 }
 
-char *ca_v1_text_clean(const char *s, size_t size, size_t max_chars, bool keep_newline)
+char *ca_v1_text_clean(const char *s, size_t size, size_t max_chars, bool multiline)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, o = 0, chars = 0;
@@ -173,10 +172,11 @@ char *ca_v1_text_clean(const char *s, size_t size, size_t max_chars, bool keep_n
 			continue;
 		}
 		chars++;
-		if (!hidden_control(c) || (keep_newline && c == '\n')) {
+		if (!hidden_control(c) || (multiline && c == '\n')) {
 			memcpy(out + o, p + i, n);
 			o += n;
-		}
+		} else if (!multiline && (c == '\n' || c == '\t'))
+			out[o++] = ' ';
 		i += n;
 	}
 	out[o] = 0;
@@ -207,15 +207,12 @@ static bool string_pair(json_t *pair)
 
 static const char *subject_problem(json_t *subject)
 {
-	size_t i;
-	json_t *pair;
-
 	if (!json_is_array(subject) || json_array_size(subject) == 0)
 		return "\"subject\" is missing or not a non-empty array";
 	if (json_array_size(subject) > CA_V1_MAX_SUBJECT_PAIRS)
 		return "\"subject\" has too many attributes";
-	json_array_foreach (subject, i, pair)
-		if (!string_pair(pair))
+	for (size_t i = 0; i < json_array_size(subject); i++)
+		if (!string_pair(json_array_get(subject, i)))
 			return "\"subject\" holds something other than [attribute, value] pairs";
 	return NULL;
 }
@@ -245,7 +242,8 @@ static const char *key_problem(json_t *key)
 
 static const char *time_problem(json_t *entry)
 {
-	json_t *nb = json_object_get(entry, "not_before"), *na = json_object_get(entry, "not_after");
+	json_t *nb = json_object_get(entry, "not_before"),
+	       *na = json_object_get(entry, "not_after");
 	int64_t not_before, not_after;
 
 	if (!json_is_string(nb) || ca_v1_parse_time(json_string_value(nb), &not_before) < 0)
@@ -364,11 +362,12 @@ bool ca_action_supported(json_t *action, const char **ret_reason)
 		if (streq_ptr(key_type, "rsa")) {
 			json_int_t b = json_integer_value(bits);
 			if (!json_is_integer(bits) || (b != 2048 && b != 3072 && b != 4096))
-				reason = "the CA asks for an RSA key size safecad cannot make "
-					 "(2048, 3072 or 4096 bits)";
+				reason = "the CA asks for an RSA key size that safecad cannot make "
+					 "(only 2048, 3072 and 4096 bits)";
 		} else if (streq_ptr(key_type, "ec")) {
 			if (!streq_ptr(curve, "P-256"))
-				reason = "the CA asks for an EC curve safecad cannot make (P-256)";
+				reason = "the CA asks for an EC curve that safecad cannot make "
+					 "(only P-256)";
 		} else
 			reason = "the CA asks for a kind of key safecad cannot make";
 	} else if (!json_is_false(json_object_get(key, "generate")))

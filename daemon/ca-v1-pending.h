@@ -32,8 +32,9 @@ bool ca_v1_action_id_valid(const char *s);
  * seconds are accepted and dropped. -EINVAL for anything else. */
 int ca_v1_parse_time(const char *s, int64_t *ret);
 
-/* A copy of size bytes of UTF-8 text, cut after max_chars characters, with
- * control characters (C0, DEL, C1) and bidirectional overrides removed;
- * newline is kept only when keep_newline is set. Invalid UTF-8 bytes are
- * dropped. NULL when out of memory. */
-char *ca_v1_text_clean(const char *s, size_t size, size_t max_chars, bool keep_newline);
+/* A copy of size bytes of UTF-8 text from the CA, cut after max_chars
+ * characters, with control characters (C0, DEL, C1) and bidirectional
+ * overrides removed. With multiline, newline is kept; without, newline and
+ * tab become a space, so that words stay apart on one line. Invalid UTF-8
+ * bytes are dropped. NULL when out of memory. */
+char *ca_v1_text_clean(const char *s, size_t size, size_t max_chars, bool multiline);

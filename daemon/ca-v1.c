@@ -40,7 +40,6 @@
 #define DEFAULT_CONNECT_TIMEOUT_SEC 10u
 #define DEFAULT_TIMEOUT_SEC 60u
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup)
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all)
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
@@ -120,7 +119,8 @@ _printf_(5, 6) static int fail(CaError *error, CaErrorKind kind, long http_statu
 }
 
 #define fail_malformed(error, status, ...)                                                         \
-	fail(error, CA_ERROR_MALFORMED, status, -EBADMSG, "The CA's answer is not valid: " __VA_ARGS__)
+	fail(error, CA_ERROR_MALFORMED, status, -EBADMSG,                                          \
+	     "The CA's answer is not valid: " __VA_ARGS__)
 
 static int fail_oom(CaError *error)
 {
@@ -273,9 +273,13 @@ static bool parse_retry_after(const char *s, unsigned *ret)
 	return true;
 }
 
-static unsigned clamp_wait(unsigned seconds)
+static unsigned clamp_wait(int64_t seconds)
 {
-	return seconds < WAIT_MIN_SEC ? WAIT_MIN_SEC : seconds > WAIT_MAX_SEC ? WAIT_MAX_SEC : seconds;
+	if (seconds < WAIT_MIN_SEC)
+		return WAIT_MIN_SEC;
+	if (seconds > WAIT_MAX_SEC)
+		return WAIT_MAX_SEC;
+	return (unsigned)seconds;
 }
 
 /* One conversation with the CA: a curl handle (so that the nonce and the
@@ -302,6 +306,25 @@ static bool loopback_host(const char *host)
 	       strcasecmp(host, "localhost") == 0;
 }
 
+/* libcurl reads "127.1" or "0x7f000001" as 127.0.0.1; the contract names
+ * the host as written, so plain http also needs it spelled so. */
+static bool loopback_as_written(const char *url)
+{
+	static const char *const hosts[] = {"127.0.0.1", "[::1]", "localhost"};
+	const char *host = url + strlen("http://");
+
+	if (strncasecmp(url, "http://", strlen("http://")) != 0)
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
+		size_t len = strlen(hosts[i]);
+
+		if (strncasecmp(host, hosts[i], len) == 0 &&
+		    (host[len] == 0 || host[len] == ':' || host[len] == '/'))
+			return true;
+	}
+	return false;
+}
+
 /* Checks the profile's URL before anything connects: https, or http to
  * this machine only; no query or fragment, since paths are appended. */
 static int check_base_url(const char *url, bool *ret_loopback, CaError *error)
@@ -326,7 +349,7 @@ static int check_base_url(const char *url, bool *ret_loopback, CaError *error)
 		*ret_loopback = loopback_host(host);
 		return 0;
 	}
-	if (strcasecmp(scheme, "http") == 0 && loopback_host(host)) {
+	if (strcasecmp(scheme, "http") == 0 && loopback_host(host) && loopback_as_written(url)) {
 		*ret_loopback = true;
 		return 0;
 	}
@@ -359,10 +382,10 @@ static int client_open(Client *client, const Profile *profile, const CaNetwork *
 		return r;
 
 	client->connect_timeout_sec = network && network->connect_timeout_sec
-					      ? network->connect_timeout_sec
-					      : DEFAULT_CONNECT_TIMEOUT_SEC;
+					  ? network->connect_timeout_sec
+					  : DEFAULT_CONNECT_TIMEOUT_SEC;
 	client->timeout_sec =
-		network && network->timeout_sec ? network->timeout_sec : DEFAULT_TIMEOUT_SEC;
+	    network && network->timeout_sec ? network->timeout_sec : DEFAULT_TIMEOUT_SEC;
 	len = strlen(profile->url);
 	if (profile->url[len - 1] == '/')
 		len--;
@@ -419,8 +442,8 @@ static char *client_url(const Client *client, const char *path)
 
 /* One request: GET when body is NULL, else POST of body as content_type.
  * On success *ret holds the answer, whatever its status. */
-static int client_send(Client *client, const char *url, const char *content_type,
-		       const char *body, Answer *ret, CaError *error)
+static int client_send(Client *client, const char *url, const char *content_type, const char *body,
+		       Answer *ret, CaError *error)
 {
 	_cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
 	_cleanup_free_ char *content_type_header = NULL;
@@ -504,10 +527,9 @@ static int client_send(Client *client, const char *url, const char *content_type
 	case -ETIMEDOUT:
 		/* Until the request could be sent (TCP and TLS done), the
 		 * connect timeout is the one that ran out. */
-		return fail(error, CA_ERROR_TIMEOUT, 0, -ETIMEDOUT,
-			    "The CA did not answer within %u s: %s",
-			    pretransfer_time == 0 ? client->connect_timeout_sec : client->timeout_sec,
-			    url);
+		return fail(
+		    error, CA_ERROR_TIMEOUT, 0, -ETIMEDOUT, "The CA did not answer within %u s: %s",
+		    pretransfer_time == 0 ? client->connect_timeout_sec : client->timeout_sec, url);
 	case -EBADMSG:
 		return fail_malformed(error, 0, "%s (%s)", curl_error_reason(c, os_errno), url);
 	default:
@@ -527,8 +549,8 @@ static int answer_json(const Answer *answer, json_t **ret)
 	/* Duplicate members are refused: two readers could take different
 	 * ones. No JSON_DECODE_ANY: only an object or an array is an
 	 * answer, and jansson bounds the nesting depth. */
-	json = json_loadb(answer->body ? answer->body : "", answer->size, JSON_REJECT_DUPLICATES,
-			  &e);
+	json =
+	    json_loadb(answer->body ? answer->body : "", answer->size, JSON_REJECT_DUPLICATES, &e);
 	if (!json)
 		return json_error_code(&e) == json_error_out_of_memory ? -ENOMEM : -EBADMSG;
 	*ret = json;
@@ -579,8 +601,9 @@ static int answer_error(const Answer *answer, const char *url, CaError *error)
 	type = problem_text(json, "type", MAX_PROBLEM_TYPE_CHARS);
 	title = problem_text(json, "title", MAX_PROBLEM_TEXT_CHARS);
 	detail = problem_text(json, "detail", MAX_PROBLEM_TEXT_CHARS);
-	if (asprintf(&words, "%s%s%s%s", title ? ": " : "", strempty(title),
-		     title && detail ? " — " : detail ? ": " : "", strempty(detail)) < 0) {
+	/* ": <title> — <detail>", or whichever of the two the CA sent. */
+	if (asprintf(&words, "%s%s%s%s", title || detail ? ": " : "", strempty(title),
+		     title && detail ? " — " : "", strempty(detail)) < 0) {
 		words = NULL;
 		return fail_oom(error);
 	}
@@ -590,10 +613,14 @@ static int answer_error(const Answer *answer, const char *url, CaError *error)
 		return fail_oom(error);
 	}
 
-	if (answer->status == 429 && parse_retry_after(answer->retry_after, &retry_after))
+	if (answer->status == 429 && parse_retry_after(answer->retry_after, &retry_after) &&
+	    retry_after > WAIT_MAX_SEC)
 		r = fail(error, CA_ERROR_GAVE_UP, answer->status, -ETIME,
-			 "The CA is too busy and asks to wait %u s more%s %s", retry_after, words,
-			 where);
+			 "The CA is too busy and asks to wait %u s, longer than safecad waits%s %s",
+			 retry_after, words, where);
+	else if (answer->status == 429 && parse_retry_after(answer->retry_after, &retry_after))
+		r = fail(error, CA_ERROR_GAVE_UP, answer->status, -ETIME,
+			 "The CA is too busy to answer in time%s %s", words, where);
 	else if (answer->status >= 500)
 		r = fail(error, CA_ERROR_PROBLEM, answer->status, -EPROTO,
 			 "The CA could not handle the request%s %s", words, where);
@@ -608,8 +635,50 @@ static int answer_error(const Answer *answer, const char *url, CaError *error)
 	return r;
 }
 
+/* Whether a wait of seconds still ends before the deadline. */
+static bool wait_fits(int64_t deadline, unsigned seconds)
+{
+	return now_monotonic() + (int64_t)seconds <= deadline;
+}
+
+/* A 429 whose Retry-After is at most 60 s is waited out (protocol v1,
+ * Errors), when the wait ends before the deadline. */
+static bool busy_wait(const Answer *answer, int64_t deadline, unsigned *ret_seconds)
+{
+	unsigned seconds;
+
+	if (answer->status != 429 || !parse_retry_after(answer->retry_after, &seconds) ||
+	    seconds > WAIT_MAX_SEC || !wait_fits(deadline, seconds))
+		return false;
+	*ret_seconds = seconds < WAIT_MIN_SEC ? WAIT_MIN_SEC : seconds;
+	return true;
+}
+
+/* An unsigned request, sent once more after a first 429 waited out. */
+static int client_send_patiently(Client *client, const char *url, const char *content_type,
+				 const char *body, int64_t deadline, Answer *ret, CaError *error)
+{
+	for (bool retried = false;; retried = true) {
+		_cleanup_(answer_clear) Answer answer = {};
+		unsigned wait;
+		int r;
+
+		r = client_send(client, url, content_type, body, &answer, error);
+		if (r < 0)
+			return r;
+		if (!retried && busy_wait(&answer, deadline, &wait)) {
+			log_debug("%s: the CA is busy, waiting %u s.", url, wait);
+			sleep_seconds(wait);
+			continue;
+		}
+		*ret = answer;
+		answer = (Answer){};
+		return 0;
+	}
+}
+
 /* GET /nonce: 204 with a Replay-Nonce header, and nothing else. */
-static int client_nonce(Client *client, char **ret, CaError *error)
+static int client_nonce(Client *client, int64_t deadline, char **ret, CaError *error)
 {
 	_cleanup_free_ char *url = client_url(client, "/nonce");
 	_cleanup_(answer_clear) Answer answer = {};
@@ -618,7 +687,7 @@ static int client_nonce(Client *client, char **ret, CaError *error)
 
 	if (!url)
 		return fail_oom(error);
-	r = client_send(client, url, NULL, NULL, &answer, error);
+	r = client_send_patiently(client, url, NULL, NULL, deadline, &answer, error);
 	if (r < 0)
 		return r;
 	if (answer.status != 204)
@@ -631,12 +700,6 @@ static int client_nonce(Client *client, char **ret, CaError *error)
 		return fail_oom(error);
 	*ret = nonce;
 	return 0;
-}
-
-/* Whether a wait of seconds still ends before the deadline. */
-static bool wait_fits(int64_t deadline, unsigned seconds)
-{
-	return now_monotonic() + (int64_t)seconds <= deadline;
 }
 
 /* Sends payload as a JWS with a fresh nonce each time. Takes care of the
@@ -654,7 +717,7 @@ static int client_post_signed(Client *client, const char *url, const CaSigner *s
 		_cleanup_(answer_clear) Answer answer = {};
 		unsigned wait;
 
-		r = client_nonce(client, &nonce, error);
+		r = client_nonce(client, deadline, &nonce, error);
 		if (r < 0)
 			return r;
 		r = jws_build(signer, nonce, url, payload, &body);
@@ -673,11 +736,9 @@ static int client_post_signed(Client *client, const char *url, const CaSigner *s
 			retried_nonce = true;
 			continue;
 		}
-		if (answer.status == 429 && !retried_busy &&
-		    parse_retry_after(answer.retry_after, &wait) && wait <= WAIT_MAX_SEC &&
-		    wait_fits(deadline, wait)) {
+		if (!retried_busy && busy_wait(&answer, deadline, &wait)) {
 			log_debug("%s: the CA is busy, waiting %u s.", url, wait);
-			sleep_seconds(wait < WAIT_MIN_SEC ? WAIT_MIN_SEC : wait);
+			sleep_seconds(wait);
 			retried_busy = true;
 			continue;
 		}
@@ -732,15 +793,16 @@ static int pending_body(const char *token_serial, const CaCertificate *certifica
 			return r;
 		issuer = json_array();
 		for (size_t j = 0; issuer && j < name.n_pairs; j++)
-			if (json_array_append_new(issuer, json_pack("[s,s]", name.pairs[j].attribute,
-								    name.pairs[j].value)) < 0)
+			if (json_array_append_new(issuer,
+						  json_pack("[s,s]", name.pairs[j].attribute,
+							    name.pairs[j].value)) < 0)
 				json_decref(TAKE_PTR(issuer));
 		name_clear(&name);
 		if (!issuer)
 			return -ENOMEM;
-		if (json_array_append_new(list, json_pack("{s:s, s:O, s:s}", "serial",
-							  sent->items[i], "issuer", issuer,
-							  "sha256", sha256)) < 0)
+		if (json_array_append_new(list,
+					  json_pack("{s:s, s:O, s:s}", "serial", sent->items[i],
+						    "issuer", issuer, "sha256", sha256)) < 0)
 			return -ENOMEM;
 	}
 	body = json_pack("{s:s, s:O}", "token_serial", token_serial, "certificates", list);
@@ -752,7 +814,6 @@ static int pending_body(const char *token_serial, const CaCertificate *certifica
 	*ret = text;
 	return 0;
 }
-
 
 int ca_pending(const Profile *profile, const CaNetwork *network, const char *token_serial,
 	       const CaCertificate *certificates, size_t n_certificates, json_t **ret,
@@ -783,7 +844,9 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
 			    "A certificate on the token cannot be described to the CA: %s",
 			    strerror(-r));
 
-	r = client_send(&client, url, "application/json", body, &answer, error);
+	/* No deadline here but the 60 s cap on the one wait for a 429. */
+	r = client_send_patiently(&client, url, "application/json", body, INT64_MAX, &answer,
+				  error);
 	if (r < 0)
 		return r;
 	if (answer.status != 200)
@@ -833,14 +896,13 @@ static int pem_one_certificate(const char *pem, size_t size, X509 **ret)
 	return 0;
 }
 
-static int parse_issued(const Answer *answer, X509 **ret_certificate,
-			STACK_OF(X509) * *ret_chain, const char **ret_what)
+static int parse_issued(const Answer *answer, X509 **ret_certificate, STACK_OF(X509) * *ret_chain,
+			const char **ret_what)
 {
 	_cleanup_(json_decrefp) json_t *json = NULL;
 	_cleanup_(X509_freep) X509 *certificate = NULL;
 	_cleanup_(x509_stack_freep) STACK_OF(X509) *chain = NULL;
-	json_t *pem, *list, *item;
-	size_t i;
+	json_t *pem, *list;
 	int r;
 
 	r = answer_json(answer, &json);
@@ -853,7 +915,7 @@ static int parse_issued(const Answer *answer, X509 **ret_certificate,
 	pem = json_object_get(json, "certificate");
 	if (!json_is_string(pem) ||
 	    pem_one_certificate(json_string_value(pem), json_string_length(pem), &certificate) <
-		    0) {
+		0) {
 		*ret_what = "\"certificate\" is not exactly one PEM certificate";
 		return -EBADMSG;
 	}
@@ -871,12 +933,13 @@ static int parse_issued(const Answer *answer, X509 **ret_certificate,
 	chain = sk_X509_new_null();
 	if (!chain)
 		return -ENOMEM;
-	json_array_foreach (list, i, item) {
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *item = json_array_get(list, i);
 		X509 *x509 = NULL;
 
 		if (!json_is_string(item) ||
 		    pem_one_certificate(json_string_value(item), json_string_length(item), &x509) <
-			    0) {
+			0) {
 			*ret_what = "an entry of \"chain\" is not exactly one PEM certificate";
 			return -EBADMSG;
 		}
@@ -902,10 +965,8 @@ static unsigned accepted_wait(const Answer *answer)
 		return clamp_wait(seconds);
 	if (answer_json(answer, &json) >= 0) {
 		v = json_object_get(json, "retry_after");
-		if (json_is_integer(v) && json_integer_value(v) >= 0)
-			return clamp_wait(json_integer_value(v) > WAIT_MAX_SEC
-						  ? WAIT_MAX_SEC
-						  : (unsigned)json_integer_value(v));
+		if (json_is_integer(v))
+			return clamp_wait(json_integer_value(v));
 	}
 	return WAIT_DEFAULT_SEC;
 }
@@ -920,8 +981,8 @@ static char *action_url(const Client *client, const char *action_id, const char 
 }
 
 int ca_issue(const Profile *profile, const CaNetwork *network, const char *action_id,
-	     const CaSigner *signer, const unsigned char *csr, size_t csr_size, X509 **ret_certificate,
-	     STACK_OF(X509) * *ret_chain, CaError *error)
+	     const CaSigner *signer, const unsigned char *csr, size_t csr_size,
+	     X509 **ret_certificate, STACK_OF(X509) * *ret_chain, CaError *error)
 {
 	_cleanup_(client_clear) Client client = {};
 	_cleanup_free_ char *url = NULL, *csr64 = NULL;
@@ -972,9 +1033,10 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 		wait = accepted_wait(&answer);
 		if (!wait_fits(deadline, wait))
 			return fail(error, CA_ERROR_GAVE_UP, answer.status, -ETIME,
-				    "The CA had not issued the certificate after %u min; a later "
+				    "The CA had not issued the certificate after %u %s; a later "
 				    "activation continues where this one stopped",
-				    (poll_limit_sec + 59) / 60);
+				    poll_limit_sec % 60 == 0 ? poll_limit_sec / 60 : poll_limit_sec,
+				    poll_limit_sec % 60 == 0 ? "min" : "s");
 		log_debug("%s: not issued yet, asking again in %u s.", url, wait);
 		sleep_seconds(wait);
 	}

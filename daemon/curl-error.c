@@ -112,13 +112,13 @@ const char *curl_error_reason(CURLcode code, long os_errno)
 	case CURLE_GOT_NOTHING:
 		return "the server closed the connection without answering";
 	case CURLE_PARTIAL_FILE:
-		return "the answer was cut short";
+		return "it was cut short";
 	case CURLE_WEIRD_SERVER_REPLY:
-		return "the server's answer is not HTTP";
+		return "it is not HTTP";
 	case CURLE_BAD_CONTENT_ENCODING:
-		return "the answer's content encoding is not valid";
+		return "its content encoding is not valid";
 	case CURLE_FILESIZE_EXCEEDED:
-		return "the answer is too large";
+		return "it is too large";
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		return "the address's scheme is not supported";
 	case CURLE_URL_MALFORMAT:

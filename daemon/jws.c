@@ -7,7 +7,6 @@
 #include "base64.h"
 #include "macro.h"
 
-
 static int certificate_base64(X509 *certificate, char **ret)
 {
 	unsigned char *der = NULL;
@@ -61,8 +60,8 @@ int jws_build(const CaSigner *signer, const char *nonce, const char *url, const 
 		return r;
 	/* Members in this order and no others: the contract names them all,
 	 * and "crit" must never appear. */
-	header = json_pack("{s:s, s:[s], s:s, s:s}", "alg", signer->alg, "x5c", x5c, "nonce",
-			   nonce, "url", url);
+	header = json_pack("{s:s, s:[s], s:s, s:s}", "alg", signer->alg, "x5c", x5c, "nonce", nonce,
+			   "url", url);
 	if (!header)
 		return -ENOMEM;
 
@@ -91,8 +90,8 @@ int jws_build(const CaSigner *signer, const char *nonce, const char *url, const 
 	if (!signature64)
 		return -ENOMEM;
 
-	jws = json_pack("{s:s, s:s, s:s}", "protected", header64, "payload", payload64,
-			"signature", signature64);
+	jws = json_pack("{s:s, s:s, s:s}", "protected", header64, "payload", payload64, "signature",
+			signature64);
 	if (!jws)
 		return -ENOMEM;
 	text = json_dumps(jws, JSON_COMPACT);
