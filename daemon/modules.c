@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "modules.h"
 
+#include <dlfcn.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,15 +10,30 @@
 #include "log.h"
 #include "macro.h"
 #include "p11-error.h"
+#include "token-session.h"
 
 /* Bounds on what one token may make us hold: a token with more objects
  * than this is hostile or broken. */
 #define TOKEN_MAX_CERTIFICATES 256
 #define MODULE_MAX_TOKENS 256
 
+static void module_close(Module *m)
+{
+	if (m->handle)
+		dlclose(m->handle);
+	m->handle = NULL;
+	m->functions = NULL;
+	if (!m->ctx)
+		return;
+	PKCS11_CTX_unload(m->ctx);
+	PKCS11_CTX_free(m->ctx);
+	m->ctx = NULL;
+}
+
 static int module_open(Module *m)
 {
 	PKCS11_CTX *ctx = PKCS11_CTX_new();
+	CK_C_GetFunctionList get_function_list;
 
 	if (!ctx)
 		return -ENOMEM;
@@ -27,16 +43,15 @@ static int module_open(Module *m)
 		return r;
 	}
 	m->ctx = ctx;
+	/* The instance libp11 just initialized: same path, same handle. */
+	m->handle = dlopen(m->path, RTLD_NOW | RTLD_NOLOAD);
+	get_function_list =
+	    m->handle ? (CK_C_GetFunctionList)dlsym(m->handle, "C_GetFunctionList") : NULL;
+	if (!get_function_list || get_function_list(&m->functions) != CKR_OK) {
+		module_close(m);
+		return -ELIBBAD;
+	}
 	return 0;
-}
-
-static void module_close(Module *m)
-{
-	if (!m->ctx)
-		return;
-	PKCS11_CTX_unload(m->ctx);
-	PKCS11_CTX_free(m->ctx);
-	m->ctx = NULL;
 }
 
 int modules_load(char *const *paths, Modules *ret)
@@ -102,108 +117,170 @@ void modules_reload(Modules *modules)
 	}
 }
 
-static bool id_equal(const unsigned char *a, size_t la, const unsigned char *b, size_t lb)
+/* CK_TOKEN_INFO's text fields are blank-padded, not NUL-terminated. */
+static char *dup_field(const unsigned char *field, size_t size)
 {
-	return la > 0 && la == lb && memcmp(a, b, la) == 0;
+	while (size > 0 && (field[size - 1] == ' ' || field[size - 1] == 0))
+		size--;
+	return strndup((const char *)field, size);
 }
 
-static bool key_present(const PKCS11_KEY *keys, unsigned n_keys, const PKCS11_CERT *cert)
+/* Every CKA_ID of objects of this class, concatenated as "hex," items. */
+static int collect_ids(TokenSession *t, CK_OBJECT_CLASS object_class, char **ret)
 {
-	for (unsigned i = 0; i < n_keys; i++)
-		if (id_equal(keys[i].id, keys[i].id_len, cert->id, cert->id_len))
-			return true;
-	return false;
+	CK_ATTRIBUTE template[] = {{CKA_CLASS, &object_class, sizeof(object_class)}};
+	CK_OBJECT_HANDLE objects[TOKEN_MAX_CERTIFICATES];
+	CK_ULONG n = 0;
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f;
+	int r;
+
+	r = token_session_find(t, template, ELEMENTSOF(template), objects, ELEMENTSOF(objects),
+			       &n);
+	if (r < 0)
+		return r;
+	f = open_memstream(&buf, &size);
+	if (!f)
+		return -ENOMEM;
+	fputc(',', f);
+	for (CK_ULONG i = 0; i < n; i++) {
+		_cleanup_free_ unsigned char *id = NULL;
+		_cleanup_free_ char *hex = NULL;
+		size_t id_size = 0;
+
+		if (token_session_attribute(t, objects[i], CKA_ID, &id, &id_size) < 0 ||
+		    id_size == 0)
+			continue;
+		hex = hex_encode(id, id_size);
+		if (hex)
+			fprintf(f, "%s,", hex);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	return 0;
 }
 
-static char *dup_or_empty(const char *s)
+static bool ids_contain(const char *ids, const char *key_id)
 {
-	return strdup_trim(s ? s : "", 4096);
+	char needle[2 * 256 + 3];
+
+	if (!ids || isempty(key_id) || strlen(key_id) > 2 * 256)
+		return false;
+	snprintf(needle, sizeof(needle), ",%s,", key_id);
+	return strstr(ids, needle);
 }
 
-static int read_token(PKCS11_SLOT *slot, const char *module, const Profiles *profiles,
-		      TokenInfo *ret)
+static int read_certificate(TokenSession *t, CK_OBJECT_HANDLE object, const Profiles *profiles,
+			    CertificateEntry *entry)
 {
-	PKCS11_TOKEN *token = slot->token;
-	PKCS11_CERT *certs = NULL;
-	PKCS11_KEY *private_keys = NULL, *public_keys = NULL;
-	unsigned n_certs = 0, n_private = 0, n_public = 0;
-	TokenInfo info = {
-		.serial = dup_or_empty(token->serialnr),
-		.label = dup_or_empty(token->label),
-		.manufacturer = dup_or_empty(token->manufacturer),
-		.model = dup_or_empty(token->model),
-		.module = strdup(module),
-		.pin_count_low = token->userPinCountLow,
-		.pin_final_try = token->userPinFinalTry,
-		.pin_locked = token->userPinLocked,
-		.pin_must_change = token->userPinToBeChanged,
+	_cleanup_free_ unsigned char *der = NULL, *id = NULL, *label = NULL;
+	size_t der_size = 0, id_size = 0, label_size = 0;
+	const unsigned char *p;
+	int r;
+
+	r = token_session_attribute(t, object, CKA_VALUE, &der, &der_size);
+	if (r < 0)
+		return r;
+	p = der;
+	entry->x509 = d2i_X509(NULL, &p, (long)der_size);
+	if (!entry->x509 || p != der + der_size) {
+		ERR_clear_error();
+		return -EBADMSG;
+	}
+	if (token_session_attribute(t, object, CKA_ID, &id, &id_size) < 0)
+		id_size = 0;
+	if (token_session_attribute(t, object, CKA_LABEL, &label, &label_size) < 0)
+		label_size = 0;
+	entry->key_id = hex_encode(id ? id : (const unsigned char *)"", id_size);
+	entry->label = strndup(label ? (const char *)label : "", label_size);
+	if (!entry->key_id || !entry->label)
+		return -ENOMEM;
+	r = certificate_entry_from_x509(entry->x509, entry);
+	if (r < 0)
+		return r;
+	entry->profile = profiles_match(profiles, entry->x509);
+	return 0;
+}
+
+static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_info,
+		      const Profiles *profiles, TokenInfo *ret)
+{
+	CK_OBJECT_CLASS certificate_class = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE x509_type = CKC_X_509;
+	CK_ATTRIBUTE template[] = {
+	    {CKA_CLASS, &certificate_class, sizeof(certificate_class)},
+	    {CKA_CERTIFICATE_TYPE, &x509_type, sizeof(x509_type)},
 	};
+	CK_OBJECT_HANDLE objects[TOKEN_MAX_CERTIFICATES];
+	CK_ULONG n_objects = 0;
+	_cleanup_free_ char *private_ids = NULL, *public_ids = NULL;
+	TokenSession t = {};
+	TokenInfo info = {
+	    .serial = strdup_trim((const char *)token_info->serialNumber,
+				  sizeof(token_info->serialNumber)),
+	    .label = dup_field(token_info->label, sizeof(token_info->label)),
+	    .manufacturer = dup_field(token_info->manufacturerID, sizeof(token_info->manufacturerID)),
+	    .model = dup_field(token_info->model, sizeof(token_info->model)),
+	    .module = strdup(m->path),
+	    .pin_count_low = token_info->flags & CKF_USER_PIN_COUNT_LOW,
+	    .pin_final_try = token_info->flags & CKF_USER_PIN_FINAL_TRY,
+	    .pin_locked = token_info->flags & CKF_USER_PIN_LOCKED,
+	    .pin_must_change = token_info->flags & CKF_USER_PIN_TO_BE_CHANGED,
+	};
+	int r;
 
 	if (!info.serial || !info.label || !info.manufacturer || !info.model || !info.module) {
 		token_info_clear(&info);
 		return -ENOMEM;
 	}
+	r = token_session_open_slot(m->functions, slot, false, &t);
+	if (r < 0) {
+		log_warning_errno(r, "Cannot open a session on token %s: %m", info.serial);
+		*ret = info;
+		return 0;
+	}
 	/* Before login a token shows its certificates and public keys; a
 	 * private key may be hidden until then, and its public key object
 	 * stands for it. */
-	if (PKCS11_enumerate_certs(token, &certs, &n_certs) < 0) {
-		int r = p11_error_take(-EIO);
+	r = token_session_find(&t, template, ELEMENTSOF(template), objects, ELEMENTSOF(objects),
+			       &n_objects);
+	if (r < 0)
 		log_warning_errno(r, "Cannot list the certificates of token %s: %m", info.serial);
-		n_certs = 0;
-	}
-	if (PKCS11_enumerate_keys(token, &private_keys, &n_private) < 0) {
-		p11_error_take(-EIO);
-		n_private = 0;
-	}
-	if (PKCS11_enumerate_public_keys(token, &public_keys, &n_public) < 0) {
-		p11_error_take(-EIO);
-		n_public = 0;
-	}
-	if (n_certs > TOKEN_MAX_CERTIFICATES) {
-		log_warning("Token %s holds %u certificates; reading the first %d.", info.serial,
-			    n_certs, TOKEN_MAX_CERTIFICATES);
-		n_certs = TOKEN_MAX_CERTIFICATES;
-	}
-	if (n_certs > 0) {
-		info.certificates = calloc(n_certs, sizeof(CertificateEntry));
+	if (collect_ids(&t, CKO_PRIVATE_KEY, &private_ids) < 0 ||
+	    collect_ids(&t, CKO_PUBLIC_KEY, &public_ids) < 0)
+		log_warning("Cannot list the keys of token %s.", info.serial);
+	if (n_objects > 0) {
+		info.certificates = calloc(n_objects, sizeof(CertificateEntry));
 		if (!info.certificates) {
+			token_session_close(&t);
 			token_info_clear(&info);
 			return -ENOMEM;
 		}
 	}
-	for (unsigned i = 0; i < n_certs; i++) {
+	for (CK_ULONG i = 0; i < n_objects; i++) {
 		CertificateEntry *entry = &info.certificates[info.n_certificates];
-		int r;
 
-		if (!certs[i].x509) {
-			log_warning("Token %s: certificate \"%s\" cannot be decoded, ignoring.",
-				    info.serial, strempty(certs[i].label));
-			continue;
-		}
-		r = certificate_entry_from_x509(certs[i].x509, entry);
-		if (r >= 0) {
-			entry->label = strdup(strempty(certs[i].label));
-			entry->key_id = hex_encode(certs[i].id, certs[i].id_len);
-			entry->x509 = X509_dup(certs[i].x509);
-			if (!entry->label || !entry->key_id || !entry->x509)
-				r = -ENOMEM;
-		}
+		r = read_certificate(&t, objects[i], profiles, entry);
 		if (r < 0) {
 			certificate_entry_clear(entry);
 			if (r == -ENOMEM) {
+				token_session_close(&t);
 				token_info_clear(&info);
 				return r;
 			}
-			log_warning_errno(r, "Token %s: certificate \"%s\" is malformed (%m), ignoring.",
-					  info.serial, strempty(certs[i].label));
+			log_warning_errno(r, "Token %s: a certificate cannot be read (%m), ignoring it.",
+					  info.serial);
 			continue;
 		}
-		entry->has_key = key_present(private_keys, n_private, &certs[i]) ||
-				 key_present(public_keys, n_public, &certs[i]);
-		entry->profile = profiles_match(profiles, entry->x509);
+		entry->has_key = ids_contain(private_ids, entry->key_id) ||
+				 ids_contain(public_ids, entry->key_id);
 		info.n_certificates++;
 	}
-	ERR_clear_error();
+	token_session_close(&t);
 	token_info_sort_certificates(&info);
 	*ret = info;
 	return 0;
@@ -219,24 +296,27 @@ static bool list_has_serial(const TokenList *list, const char *serial)
 
 static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
 {
-	PKCS11_SLOT *slots = NULL;
-	unsigned n_slots = 0;
-	int r = 0;
+	CK_SLOT_ID slots[MODULE_MAX_TOKENS];
+	CK_ULONG n_slots = MODULE_MAX_TOKENS;
+	CK_RV rv;
 
-	if (PKCS11_enumerate_slots(m->ctx, &slots, &n_slots) < 0)
-		return p11_error_take(-EIO);
-	for (unsigned i = 0; i < n_slots && r >= 0; i++) {
-		PKCS11_SLOT *slot = &slots[i];
+	rv = m->functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	if (rv != CKR_OK)
+		return p11_rv_to_errno(rv);
+	for (CK_ULONG i = 0; i < n_slots; i++) {
+		CK_TOKEN_INFO token_info;
 		TokenInfo info = {};
 		TokenInfo *items;
+		int r;
 
-		if (!slot->token || !slot->token->initialized)
+		/* A token that fails here (pulled out, or deleted under a
+		 * module that has not reloaded) is skipped, not the module. */
+		if (m->functions->C_GetTokenInfo(slots[i], &token_info) != CKR_OK ||
+		    !(token_info.flags & CKF_TOKEN_INITIALIZED))
 			continue;
-		if (list->n_items >= MODULE_MAX_TOKENS)
-			break;
-		r = read_token(slot, m->path, profiles, &info);
+		r = read_token(m, slots[i], &token_info, profiles, &info);
 		if (r < 0)
-			break;
+			return r;
 		if (list_has_serial(list, info.serial)) {
 			log_debug("Token %s also shows through %s, ignoring the duplicate.",
 				  info.serial, m->path);
@@ -246,14 +326,12 @@ static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
 		items = realloc(list->items, (list->n_items + 1) * sizeof(TokenInfo));
 		if (!items) {
 			token_info_clear(&info);
-			r = -ENOMEM;
-			break;
+			return -ENOMEM;
 		}
 		list->items = items;
 		list->items[list->n_items++] = info;
 	}
-	PKCS11_release_all_slots(m->ctx, slots, n_slots);
-	return r;
+	return 0;
 }
 
 int modules_scan(Modules *modules, const Profiles *profiles, TokenList *ret)
@@ -264,7 +342,7 @@ int modules_scan(Modules *modules, const Profiles *profiles, TokenList *ret)
 		Module *m = &modules->items[i];
 		int r;
 
-		if (!m->ctx)
+		if (!m->functions)
 			continue;
 		r = scan_module(m, profiles, &list);
 		if (r == -ENOMEM) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <libp11.h>
+#include <p11-kit/pkcs11.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -9,9 +10,15 @@
 #include "profiles.h"
 #include "token-info.h"
 
+/* libp11 loads and unloads a module (C_Initialize, C_Finalize); scans
+ * and jobs use its function list directly, each on sessions of its own:
+ * libp11's slot release closes every session of a slot, a running job's
+ * too. */
 typedef struct Module {
 	char *path;
 	PKCS11_CTX *ctx; /* NULL while it cannot be loaded */
+	void *handle;
+	CK_FUNCTION_LIST_PTR functions;
 } Module;
 
 typedef struct Modules {

@@ -45,6 +45,26 @@ static bool serial_matches(const CK_TOKEN_INFO *info, const char *serial)
 	return strlen(serial) == size && memcmp(s, serial, size) == 0;
 }
 
+int token_session_open_slot(CK_FUNCTION_LIST_PTR functions, CK_SLOT_ID slot, bool rw,
+			    TokenSession *ret)
+{
+	TokenSession t = {.functions = functions, .slot = slot};
+	CK_RV rv;
+
+	rv = functions->C_OpenSession(slot, CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0), NULL,
+				      NULL, &t.session);
+	if (rv != CKR_OK)
+		return p11_rv_to_errno(rv);
+	t.session_open = true;
+	*ret = t;
+	return 0;
+}
+
+bool token_info_serial_is(const CK_TOKEN_INFO *info, const char *serial)
+{
+	return serial_matches(info, serial);
+}
+
 int token_session_open(const char *module_path, const char *serial, TokenSession *ret)
 {
 	TokenSession t = {};
@@ -141,7 +161,7 @@ int token_session_login(TokenSession *t, const char *pin, size_t pin_size)
 	return 0;
 }
 
-static int find_objects(TokenSession *t, CK_ATTRIBUTE *template, CK_ULONG n_template,
+int token_session_find(TokenSession *t, CK_ATTRIBUTE *template, CK_ULONG n_template,
 			CK_OBJECT_HANDLE *objects, CK_ULONG max, CK_ULONG *ret_n)
 {
 	CK_RV rv = t->functions->C_FindObjectsInit(t->session, template, n_template);
@@ -163,7 +183,7 @@ int token_session_find_private_key(TokenSession *t, const unsigned char *id, siz
 	};
 	CK_OBJECT_HANDLE objects[2];
 	CK_ULONG n = 0;
-	int r = find_objects(t, template, ELEMENTSOF(template), objects, 2, &n);
+	int r = token_session_find(t, template, ELEMENTSOF(template), objects, 2, &n);
 
 	if (r < 0)
 		return r;
@@ -173,7 +193,7 @@ int token_session_find_private_key(TokenSession *t, const unsigned char *id, siz
 	return 0;
 }
 
-static int get_attribute(TokenSession *t, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type,
+int token_session_attribute(TokenSession *t, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type,
 			 unsigned char **ret, size_t *ret_size)
 {
 	CK_ATTRIBUTE a = {type, NULL, 0};
@@ -273,32 +293,32 @@ int token_session_public_key(TokenSession *t, CK_OBJECT_HANDLE private_key,
 	CK_KEY_TYPE key_type;
 	int r;
 
-	r = find_objects(t, template, ELEMENTSOF(template), objects, 2, &n);
+	r = token_session_find(t, template, ELEMENTSOF(template), objects, 2, &n);
 	if (r < 0)
 		return r;
 	if (n == 0)
 		return -ENOENT;
-	r = get_attribute(t, objects[0], CKA_KEY_TYPE, &type_buf, &type_size);
+	r = token_session_attribute(t, objects[0], CKA_KEY_TYPE, &type_buf, &type_size);
 	if (r < 0)
 		return r;
 	if (type_size != sizeof(CK_KEY_TYPE))
 		return -EBADMSG;
 	memcpy(&key_type, type_buf, sizeof(key_type));
 	if (key_type == CKK_RSA) {
-		r = get_attribute(t, objects[0], CKA_MODULUS, &a, &a_size);
+		r = token_session_attribute(t, objects[0], CKA_MODULUS, &a, &a_size);
 		if (r >= 0)
-			r = get_attribute(t, objects[0], CKA_PUBLIC_EXPONENT, &b, &b_size);
+			r = token_session_attribute(t, objects[0], CKA_PUBLIC_EXPONENT, &b, &b_size);
 		if (r < 0)
 			return r;
 		return rsa_public_key(a, a_size, b, b_size, ret);
 	}
 	if (key_type == CKK_EC) {
-		r = get_attribute(t, objects[0], CKA_EC_PARAMS, &b, &b_size);
+		r = token_session_attribute(t, objects[0], CKA_EC_PARAMS, &b, &b_size);
 		if (r < 0)
 			return r;
 		if (b_size != sizeof(p256_params) || memcmp(b, p256_params, b_size) != 0)
 			return -EOPNOTSUPP;
-		r = get_attribute(t, objects[0], CKA_EC_POINT, &a, &a_size);
+		r = token_session_attribute(t, objects[0], CKA_EC_POINT, &a, &a_size);
 		if (r < 0)
 			return r;
 		return ec_public_key(a, a_size, ret);
@@ -469,7 +489,7 @@ int token_session_has_certificate(TokenSession *t, X509 *x509)
 	    {CKA_CLASS, &klass, sizeof(klass)},
 	    {CKA_VALUE, der, (CK_ULONG)der_size},
 	};
-	r = find_objects(t, template, ELEMENTSOF(template), objects, 1, &n);
+	r = token_session_find(t, template, ELEMENTSOF(template), objects, 1, &n);
 	OPENSSL_free(der);
 	return r < 0 ? r : n > 0;
 }
@@ -483,7 +503,7 @@ int token_session_destroy_objects(TokenSession *t, CK_OBJECT_CLASS object_class,
 	};
 	CK_OBJECT_HANDLE objects[MAX_OBJECTS];
 	CK_ULONG n = 0;
-	int r = find_objects(t, template, ELEMENTSOF(template), objects, MAX_OBJECTS, &n);
+	int r = token_session_find(t, template, ELEMENTSOF(template), objects, MAX_OBJECTS, &n);
 
 	if (r < 0)
 		return r;

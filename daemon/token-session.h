@@ -36,6 +36,22 @@ typedef struct TokenPinFlags {
 int token_session_open(const char *module_path, const char *serial, TokenSession *ret);
 void token_session_close(TokenSession *session);
 
+/* A session on a slot of a module already at hand (the scanner's). Closing
+ * it closes only this session: a job's session and login on the same
+ * token stay. */
+int token_session_open_slot(CK_FUNCTION_LIST_PTR functions, CK_SLOT_ID slot, bool rw,
+			    TokenSession *ret);
+
+/* Whether CK_TOKEN_INFO names this serial (blanks trimmed). */
+bool token_info_serial_is(const CK_TOKEN_INFO *info, const char *serial);
+
+/* Objects matching template (at most max); the value of one attribute
+ * (malloc'ed; -EBADMSG when unavailable or too large). */
+int token_session_find(TokenSession *session, CK_ATTRIBUTE *template, CK_ULONG n_template,
+		       CK_OBJECT_HANDLE *objects, CK_ULONG max, CK_ULONG *ret_n);
+int token_session_attribute(TokenSession *session, CK_OBJECT_HANDLE object,
+			    CK_ATTRIBUTE_TYPE type, unsigned char **ret, size_t *ret_size);
+
 int token_session_pin_flags(TokenSession *session, TokenPinFlags *ret);
 
 /* One C_Login. -EACCES wrong PIN, -EKEYREVOKED locked, -ERANGE length,
