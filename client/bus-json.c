@@ -158,7 +158,7 @@ int bus_read_json(sd_bus_message *m, const char *key, json_t **ret)
 			return r;
 		if (is_time_key(key))
 			value = format_rfc3339(buf, sizeof(buf), (int64_t)t) ? json_string(buf)
-									      : json_null();
+									     : json_null();
 		else
 			value = json_integer((json_int_t)t);
 		break;

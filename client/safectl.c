@@ -30,50 +30,48 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-    {"status", 1, 1, verb_status, true},
-    {"show", 1, 2, verb_show, false},
-    {"watch", 1, 1, verb_watch, false},
-    {"check", 1, 2, verb_check, false},
-    {"activate", 1, 3, verb_activate, false},
-    {"renew", 1, 3, verb_activate, false},
-    {"change", 1, 3, verb_activate, false},
-    {"history", 1, 1, verb_history, false},
-    {"agencies", 1, 66, verb_agencies, false},
-    {"export", 1, 2, verb_export, false},
+    {"status", 1, 1, verb_status, true},       {"show", 1, 2, verb_show, false},
+    {"watch", 1, 1, verb_watch, false},	       {"check", 1, 2, verb_check, false},
+    {"activate", 1, 3, verb_activate, false},  {"renew", 1, 3, verb_activate, false},
+    {"change", 1, 3, verb_activate, false},    {"history", 1, 1, verb_history, false},
+    {"agencies", 1, 66, verb_agencies, false}, {"export", 1, 2, verb_export, false},
 };
 
 static void help(void)
 {
-	printf(_("safectl [OPTIONS] [COMMAND] ...\n\n"
-		 "Look after the certificate tokens that safecad manages.\n\n"
-		 "Commands:\n"
-		 "  status            Show every token, its certificate and days left (default)\n"
-		 "  show [TOKEN]      Show one token in detail, with every certificate\n"
-		 "  watch             Print token events as they come\n"
-		 "  check [TOKEN]     Ask the CA now what is pending for the token\n"
-		 "  activate [TOKEN [ACTION-ID]]\n"
-		 "                    Activate what the CA prepared (renewal or change)\n"
-		 "  renew [TOKEN]     Activate the pending renewal\n"
-		 "  change [TOKEN]    Activate the pending change of information\n"
-		 "  history           List the activations done\n"
-		 "  agencies [done ID...]\n"
-		 "                    Show (or tick) the Step 3 agencies of the latest activation\n"
-		 "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n\n"
-		 "TOKEN is a serial number, a label or a PKCS#11 URI; it may be left out when\n"
-		 "only one token is present.\n\n"
-		 "Options:\n"
-		 "  -h --help         Show this help\n"
-		 "     --version      Show the version\n"
-		 "     --json         Print JSON, the stable form for scripts\n"
-		 "     --yes          Ask no questions (activate)\n"
-		 "     --pin-fd N     Read the PIN from file descriptor N (never give it as an argument)\n"
-		 "     --keep-previous / --no-keep-previous\n"
-		 "                    Ask the CA to keep (or not) the previous certificate's registration\n"
-		 "     --allow-final-try\n"
-		 "                    Log in even when one more wrong PIN locks the token\n"
-		 "     --action ID    The activation that agencies refers to (default: the latest)\n"
-		 "     --der          Export DER instead of PEM\n"
-		 "  -o --output FILE  Export to FILE instead of standard output\n"));
+	printf(
+	    _("safectl [OPTIONS] [COMMAND] ...\n\n"
+	      "Look after the certificate tokens that safecad manages.\n\n"
+	      "Commands:\n"
+	      "  status            Show every token, its certificate and days left (default)\n"
+	      "  show [TOKEN]      Show one token in detail, with every certificate\n"
+	      "  watch             Print token events as they come\n"
+	      "  check [TOKEN]     Ask the CA now what is pending for the token\n"
+	      "  activate [TOKEN [ACTION-ID]]\n"
+	      "                    Activate what the CA prepared (renewal or change)\n"
+	      "  renew [TOKEN]     Activate the pending renewal\n"
+	      "  change [TOKEN]    Activate the pending change of information\n"
+	      "  history           List the activations done\n"
+	      "  agencies [done ID...]\n"
+	      "                    Show (or tick) the Step 3 agencies of the latest activation\n"
+	      "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n\n"
+	      "TOKEN is a serial number, a label or a PKCS#11 URI; it may be left out when\n"
+	      "only one token is present.\n\n"
+	      "Options:\n"
+	      "  -h --help         Show this help\n"
+	      "     --version      Show the version\n"
+	      "     --json         Print JSON, the stable form for scripts\n"
+	      "     --yes          Ask no questions (activate)\n"
+	      "     --pin-fd N     Read the PIN from file descriptor N (never give it as an "
+	      "argument)\n"
+	      "     --keep-previous / --no-keep-previous\n"
+	      "                    Ask the CA to keep (or not) the previous certificate's "
+	      "registration\n"
+	      "     --allow-final-try\n"
+	      "                    Log in even when one more wrong PIN locks the token\n"
+	      "     --action ID    The activation that agencies refers to (default: the latest)\n"
+	      "     --der          Export DER instead of PEM\n"
+	      "  -o --output FILE  Export to FILE instead of standard output\n"));
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -121,8 +119,10 @@ static int parse_argv(int argc, char *argv[])
 			arg_yes = true;
 			break;
 		case ARG_PIN_FD:
-			if (parse_unsigned(optarg, 0, 65535, &fd) < 0 || fcntl((int)fd, F_GETFD) < 0) {
-				fprintf(stderr, _("--pin-fd needs an open file descriptor, not \"%s\".\n"),
+			if (parse_unsigned(optarg, 0, 65535, &fd) < 0 ||
+			    fcntl((int)fd, F_GETFD) < 0) {
+				fprintf(stderr,
+					_("--pin-fd needs an open file descriptor, not \"%s\".\n"),
 					optarg);
 				return -EINVAL;
 			}

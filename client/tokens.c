@@ -33,8 +33,7 @@ void report_bus_error(const sd_bus_error *error, int r)
 	if (error_is_absent(error))
 		fprintf(stderr, _("safecad is not running (%s).\n"), error->message);
 	else
-		fprintf(stderr, "%s\n",
-			sd_bus_error_is_set(error) ? error->message : strerror(-r));
+		fprintf(stderr, "%s\n", sd_bus_error_is_set(error) ? error->message : strerror(-r));
 }
 
 /* (action, step, interrupted), or null when action is empty. */
@@ -44,8 +43,8 @@ static json_t *activation_json(json_t *activation)
 
 	if (isempty(action))
 		return json_null();
-	return json_pack("{s:s,s:O?,s:O?}", "action", action, "step",
-			 json_array_get(activation, 1), "interrupted", json_array_get(activation, 2));
+	return json_pack("{s:s,s:O?,s:O?}", "action", action, "step", json_array_get(activation, 1),
+			 "interrupted", json_array_get(activation, 2));
 }
 
 /* Moves the members of org.safecad.Token1 into status's JSON form. */
@@ -65,20 +64,18 @@ static int token_json_from_properties(json_t *props, const char *path, json_t **
 		json_decref(pending_json);
 		pending_json = json_array();
 	}
-	token = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:o,s:[],s:o,s:o,s:O?,s:s}",
-			  "serial", json_object_get(props, "Serial"), "label",
-			  json_object_get(props, "Label"), "manufacturer",
-			  json_object_get(props, "Manufacturer"), "model",
-			  json_object_get(props, "Model"), "present",
-			  json_object_get(props, "Present"), "pin",
-			  json_object_get(props, "PinStatus"), "pin_must_change",
-			  json_object_get(props, "PinMustChange"), "profile",
-			  isempty(profile) ? json_null() : json_string(profile), "days_left",
-			  isempty(current) ? json_null()
-					   : json_deep_copy(json_object_get(props, "DaysLeft")),
-			  "certificates", "pending", pending_json, "activation",
-			  activation_json(json_object_get(props, "Activation")), "uri",
-			  json_object_get(props, "Uri"), "path", path);
+	token = json_pack(
+	    "{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:o,s:o,s:[],s:o,s:o,s:O?,s:s}", "serial",
+	    json_object_get(props, "Serial"), "label", json_object_get(props, "Label"),
+	    "manufacturer", json_object_get(props, "Manufacturer"), "model",
+	    json_object_get(props, "Model"), "present", json_object_get(props, "Present"), "pin",
+	    json_object_get(props, "PinStatus"), "pin_must_change",
+	    json_object_get(props, "PinMustChange"), "profile",
+	    isempty(profile) ? json_null() : json_string(profile), "days_left",
+	    isempty(current) ? json_null() : json_deep_copy(json_object_get(props, "DaysLeft")),
+	    "certificates", "pending", pending_json, "activation",
+	    activation_json(json_object_get(props, "Activation")), "uri",
+	    json_object_get(props, "Uri"), "path", path);
 	if (!token)
 		return -EBADMSG;
 	json_array_foreach(certificates, i, value)

@@ -130,8 +130,8 @@ static json_t *current_certificate(json_t *token)
 	size_t i;
 	json_t *c;
 
-	json_array_foreach(json_object_get(token, "certificates"), i, c) if (
-	    json_is_true(json_object_get(c, "current"))) return c;
+	json_array_foreach(json_object_get(token, "certificates"), i,
+			   c) if (json_is_true(json_object_get(c, "current"))) return c;
 	return NULL;
 }
 
@@ -247,9 +247,8 @@ static void print_result(json_t *result)
 			 "again later: only the confirmation is left.\n"),
 		       str(result, "confirm_error"));
 	printf(_("\nStep 3 (mandatory): register the new certificate with every agency:\n"));
-	json_array_foreach(json_object_get(result, "agencies"), i, agency)
-	    printf("  [ ] %-14s %s  %s\n", str(agency, "id"), str(agency, "name"),
-		   str(agency, "url"));
+	json_array_foreach(json_object_get(result, "agencies"), i, agency) printf(
+	    "  [ ] %-14s %s  %s\n", str(agency, "id"), str(agency, "name"), str(agency, "url"));
 	printf(_("Tick each one when done: safectl agencies done ID...\n"));
 }
 
@@ -276,9 +275,8 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 	r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, str(token, "path"),
 				SAFECAD_TOKEN_INTERFACE, "ActivationProgress", on_progress, NULL);
 	if (r >= 0)
-		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME,
-						   str(token, "path"), SAFECAD_TOKEN_INTERFACE,
-						   "Activate");
+		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, str(token, "path"),
+						   SAFECAD_TOKEN_INTERFACE, "Activate");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "sh", action_id, fds[0]);
 	close(fds[0]);
@@ -301,8 +299,9 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 	}
 	if (sd_bus_error_is_set(&state.error)) {
 		code = exit_code_for_error(&state.error);
-		if (code == EXIT_FAILED && (sd_bus_error_has_name(&state.error, SD_BUS_ERROR_NO_REPLY) ||
-					    sd_bus_error_has_name(&state.error, SD_BUS_ERROR_SERVICE_UNKNOWN)))
+		if (code == EXIT_FAILED &&
+		    (sd_bus_error_has_name(&state.error, SD_BUS_ERROR_NO_REPLY) ||
+		     sd_bus_error_has_name(&state.error, SD_BUS_ERROR_SERVICE_UNKNOWN)))
 			fprintf(stderr, _("Failed to activate: safecad stopped answering (%s).\n"),
 				state.error.message);
 		else
@@ -386,25 +385,25 @@ int verb_activate(int argc, char *argv[])
 		}
 		if (n == 0) {
 			fprintf(stderr,
-				action_id ? _("The CA has no action \"%s\" for this token.\n")
-					  : _("Nothing to activate: the CA has no pending %s for this "
-					      "token.\n"),
+				action_id
+				    ? _("The CA has no action \"%s\" for this token.\n")
+				    : _("Nothing to activate: the CA has no pending %s for this "
+					"token.\n"),
 				action_id ? action_id
 					  : (arg_action_type ? arg_action_type : _("action")));
 			return EXIT_NOTHING;
 		}
 		if (n > 1) {
 			fprintf(stderr, _("Several actions are pending; name one:\n"));
-			json_array_foreach(pending, i, entry) if (type_wanted(entry) &&
-								  activatable(entry))
+			json_array_foreach(pending, i,
+					   entry) if (type_wanted(entry) && activatable(entry))
 			    fprintf(stderr, "  %-20s %s, %s to %s\n", str(entry, "id"),
 				    str(entry, "type"), str(entry, "not_before"),
 				    str(entry, "not_after"));
 			return EXIT_FAILED;
 		}
 		if (!activatable(action)) {
-			fprintf(stderr,
-				_("Action %s (%s) is not one safecad can activate.\n"),
+			fprintf(stderr, _("Action %s (%s) is not one safecad can activate.\n"),
 				str(action, "id"), str(action, "type"));
 			return EXIT_NOTHING;
 		}

@@ -31,8 +31,8 @@ int verb_check(int argc, char *argv[])
 	if (r != 0)
 		return r;
 	if (arg_json) {
-		_cleanup_json_ json_t *out = json_pack("{s:s,s:O}", "token", str(token, "serial"),
-						       "pending", pending);
+		_cleanup_json_ json_t *out =
+		    json_pack("{s:s,s:O}", "token", str(token, "serial"), "pending", pending);
 		json_print(out);
 		return EXIT_DONE;
 	}
@@ -89,14 +89,14 @@ int verb_history(int argc, char *argv[])
 	json_array_foreach(json_object_get(history, "activations"), i, entry)
 	{
 		size_t done = 0, total = json_array_size(json_object_get(entry, "agencies"));
-		json_array_foreach(json_object_get(entry, "agencies"), k, agency) if (
-		    json_is_true(json_object_get(agency, "done"))) done++;
-		printf("%-20s %-7s token %s  %s -> %s  %s  agencies %zu/%zu\n", str(entry, "action"),
-		       str(entry, "type"), str(entry, "token"), str(entry, "old_serial"),
-		       str(entry, "new_serial"),
-		       json_is_string(json_object_get(entry, "completed"))
-			   ? str(entry, "completed")
-			   : _("(not confirmed)"),
+		json_array_foreach(json_object_get(entry, "agencies"), k,
+				   agency) if (json_is_true(json_object_get(agency, "done")))
+		    done++;
+		printf("%-20s %-7s token %s  %s -> %s  %s  agencies %zu/%zu\n",
+		       str(entry, "action"), str(entry, "type"), str(entry, "token"),
+		       str(entry, "old_serial"), str(entry, "new_serial"),
+		       json_is_string(json_object_get(entry, "completed")) ? str(entry, "completed")
+									   : _("(not confirmed)"),
 		       done, total);
 	}
 	return EXIT_DONE;
@@ -117,7 +117,8 @@ int verb_agencies(int argc, char *argv[])
 		int r;
 
 		if (argc < 3) {
-			fprintf(stderr, _("Name the agencies to tick: safectl agencies done ID...\n"));
+			fprintf(stderr,
+				_("Name the agencies to tick: safectl agencies done ID...\n"));
 			return EXIT_FAILED;
 		}
 		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME,
@@ -154,17 +155,17 @@ int verb_agencies(int argc, char *argv[])
 		return EXIT_NOTHING;
 	}
 	if (arg_json) {
-		_cleanup_json_ json_t *out = json_pack("{s:O?,s:O?}", "action",
-						       json_object_get(entry, "action"), "agencies",
-						       json_object_get(entry, "agencies"));
+		_cleanup_json_ json_t *out =
+		    json_pack("{s:O?,s:O?}", "action", json_object_get(entry, "action"), "agencies",
+			      json_object_get(entry, "agencies"));
 		json_print(out);
 		return EXIT_DONE;
 	}
 	printf(_("Step 3 for activation %s (new serial %s):\n"), str(entry, "action"),
 	       str(entry, "new_serial"));
-	json_array_foreach(json_object_get(entry, "agencies"), i, agency)
-	    printf("  [%s] %-14s %s  %s\n", json_is_true(json_object_get(agency, "done")) ? "x" : " ",
-		   str(agency, "id"), str(agency, "name"), str(agency, "url"));
+	json_array_foreach(json_object_get(entry, "agencies"), i, agency) printf(
+	    "  [%s] %-14s %s  %s\n", json_is_true(json_object_get(agency, "done")) ? "x" : " ",
+	    str(agency, "id"), str(agency, "name"), str(agency, "url"));
 	return EXIT_DONE;
 }
 

@@ -21,7 +21,9 @@ static void print_name(FILE *f, json_t *name, bool short_form)
 	bool first = true;
 
 	if (short_form)
-		json_array_foreach(name, i, pair) if (streq(json_string_value(json_array_get(pair, 0)) ?: "", "CN"))
+		json_array_foreach(
+		    name, i,
+		    pair) if (streq(json_string_value(json_array_get(pair, 0)) ?: "", "CN"))
 		{
 			fputs(json_string_value(json_array_get(pair, 1)), f);
 			return;
@@ -88,7 +90,8 @@ static void print_token(json_t *token, bool details)
 	printf("  %-13s %s\n", _("PIN:"), pin_text(str(token, "pin")));
 	if (json_is_true(json_object_get(token, "pin_must_change")))
 		printf("  %-13s %s\n", "", _("the token asks for a new PIN"));
-	printf("  %-13s %s\n", _("CA:"), json_is_string(profile) ? json_string_value(profile) : _("unknown"));
+	printf("  %-13s %s\n", _("CA:"),
+	       json_is_string(profile) ? json_string_value(profile) : _("unknown"));
 	if (current) {
 		printf("  %-13s ", _("Certificate:"));
 		print_name(stdout, json_object_get(current, "subject"), true);
@@ -116,11 +119,14 @@ static void print_token(json_t *token, bool details)
 			print_date(str(c, "not_after"));
 			printf("\n    %-11s %s\n", _("SHA-256:"), str(c, "sha256"));
 			printf("    %-11s %s%s\n", _("Key ID:"), str(c, "key_id"),
-			       json_is_false(json_object_get(c, "has_key")) ? _(" (no key on the token)") : "");
+			       json_is_false(json_object_get(c, "has_key"))
+				   ? _(" (no key on the token)")
+				   : "");
 		}
 	}
 	if (json_array_size(json_object_get(token, "pending")) > 0)
-		printf("  %-13s %zu\n", _("Pending:"), json_array_size(json_object_get(token, "pending")));
+		printf("  %-13s %zu\n", _("Pending:"),
+		       json_array_size(json_object_get(token, "pending")));
 }
 
 int verb_status(int argc, char *argv[])

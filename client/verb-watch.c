@@ -15,8 +15,9 @@ static void emit(const char *event, const char *path, const char *serial, json_t
 
 	format_rfc3339(now, sizeof(now), time(NULL));
 	if (arg_json) {
-		_cleanup_json_ json_t *line = json_pack("{s:s,s:s,s:s?,s:s?}", "event", event, "time",
-							now, "path", path, "serial", serial);
+		_cleanup_json_ json_t *line =
+		    json_pack("{s:s,s:s,s:s?,s:s?}", "event", event, "time", now, "path", path,
+			      "serial", serial);
 		if (line && extra)
 			json_object_update(line, extra);
 		if (line) {
@@ -29,8 +30,8 @@ static void emit(const char *event, const char *path, const char *serial, json_t
 			json_t *properties = json_object_get(extra, "properties");
 			size_t i;
 			json_t *p;
-			json_array_foreach(properties, i, p) printf("%s%s", i ? ", " : "  ",
-								   json_string_value(p));
+			json_array_foreach(properties, i, p)
+			    printf("%s%s", i ? ", " : "  ", json_string_value(p));
 		}
 		putchar('\n');
 	}
@@ -43,9 +44,8 @@ static int on_token_signal(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
 	if (sd_bus_message_read(m, "os", &path, &serial) < 0)
 		return 0;
-	emit(sd_bus_message_is_signal(m, SAFECAD_MANAGER_INTERFACE, "TokenAdded")
-		 ? "token-added"
-		 : "token-removed",
+	emit(sd_bus_message_is_signal(m, SAFECAD_MANAGER_INTERFACE, "TokenAdded") ? "token-added"
+										  : "token-removed",
 	     path, serial, NULL);
 	return 0;
 }

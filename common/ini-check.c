@@ -33,7 +33,8 @@ int ini_check(const char *text, const char **ret_reason)
 				after_key = false;
 			} else if (s > p && after_key) {
 				/* An indented line after a setting continues it. */
-			} else if (!memchr(s, '=', (size_t)(e - s)) && !memchr(s, ':', (size_t)(e - s))) {
+			} else if (!memchr(s, '=', (size_t)(e - s)) &&
+				   !memchr(s, ':', (size_t)(e - s))) {
 				*ret_reason = "not a \"key = value\" line";
 				return line;
 			} else

@@ -85,8 +85,9 @@ int pkcs11_uri_parse(const char *text, Pkcs11Uri *ret)
 			/* Attributes we do not use (id, object, …) must still be
 			 * well-formed; %00 is fine in those. */
 			for (const char *q = eq + 1; q < p + len; q++)
-				if (*q == '%' && (q + 2 >= p + len || !isxdigit((unsigned char)q[1]) ||
-						  !isxdigit((unsigned char)q[2]))) {
+				if (*q == '%' &&
+				    (q + 2 >= p + len || !isxdigit((unsigned char)q[1]) ||
+				     !isxdigit((unsigned char)q[2]))) {
 					pkcs11_uri_clear(&uri);
 					return -EINVAL;
 				}

@@ -247,12 +247,13 @@ static int activation_begin(Activation *a)
 	r = ask_pending(job, &pending);
 	if (r < 0)
 		return r;
-	json_array_foreach(pending, i, entry) if (streq_ptr(
-	    json_string_value(json_object_get(entry, "id")), job->action_id)) action = entry;
+	json_array_foreach(pending, i,
+			   entry) if (streq_ptr(json_string_value(json_object_get(entry, "id")),
+						job->action_id)) action = entry;
 	if (!action)
 		return job_fail(job, SAFECAD_ERROR_NOTHING_TO_DO,
-				"The CA has no pending action \"%s\" for token %s.",
-				job->action_id, job->token_serial);
+				"The CA has no pending action \"%s\" for token %s.", job->action_id,
+				job->token_serial);
 	if (!ca_action_supported(action, &reason))
 		return job_fail(job, SAFECAD_ERROR_NOTHING_TO_DO,
 				"Action \"%s\" cannot be activated by safecad: %s.", job->action_id,
@@ -262,15 +263,14 @@ static int activation_begin(Activation *a)
 		return job_fail(job, SAFECAD_ERROR_FAILED,
 				"The certificate that action \"%s\" replaces is not on the token.",
 				job->action_id);
-	a->journal = json_pack("{s:i,s:s,s:s,s:O,s:s,s:s,s:s,s:s,s:b,s:s,s:s,s:{s:s?,s:s?,s:s?}}",
-			       "version", 1, "token", job->token_serial, "action_id",
-			       job->action_id, "action", action, "profile",
-			       a->old->profile->file_name, "old_serial", a->old->serial,
-			       "old_key_id", a->old->key_id, "step", "none", "keep_previous",
-			       job->keep_previous, "started",
-			       format_rfc3339(now, sizeof(now), time(NULL)), "module",
-			       job->module_path, "token_info", "label", job->token_label,
-			       "manufacturer", job->token_manufacturer, "model", job->token_model);
+	a->journal =
+	    json_pack("{s:i,s:s,s:s,s:O,s:s,s:s,s:s,s:s,s:b,s:s,s:s,s:{s:s?,s:s?,s:s?}}", "version",
+		      1, "token", job->token_serial, "action_id", job->action_id, "action", action,
+		      "profile", a->old->profile->file_name, "old_serial", a->old->serial,
+		      "old_key_id", a->old->key_id, "step", "none", "keep_previous",
+		      job->keep_previous, "started", format_rfc3339(now, sizeof(now), time(NULL)),
+		      "module", job->module_path, "token_info", "label", job->token_label,
+		      "manufacturer", job->token_manufacturer, "model", job->token_model);
 	if (!a->journal)
 		return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
 	return advance(a, STEP_ACCEPTED);
@@ -309,7 +309,8 @@ static int login(Activation *a)
 	if (flags.locked)
 		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
 				"The PIN of token %s is locked. Support: %s.", job->token_serial,
-				a->profile && a->profile->support ? a->profile->support : "your CA");
+				a->profile && a->profile->support ? a->profile->support
+								  : "your CA");
 	if (flags.final_try && !job->allow_final_try)
 		return job_fail(job, SAFECAD_ERROR_FINAL_TRY,
 				"Token %s locks at the next wrong PIN; nothing was tried. Allow "
@@ -335,10 +336,10 @@ static int login(Activation *a)
 	if (r >= 0)
 		return 0;
 	if (token_session_pin_flags(&a->session, &flags) >= 0 && flags.locked)
-		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
-				"Wrong PIN: token %s is now locked. Support: %s.",
-				job->token_serial,
-				a->profile && a->profile->support ? a->profile->support : "your CA");
+		return job_fail(
+		    job, SAFECAD_ERROR_PIN_LOCKED,
+		    "Wrong PIN: token %s is now locked. Support: %s.", job->token_serial,
+		    a->profile && a->profile->support ? a->profile->support : "your CA");
 	if (r == -EKEYREVOKED)
 		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, "The PIN of token %s is locked.",
 				job->token_serial);
@@ -503,7 +504,8 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 
 		r = name_from_json(json_object_get(a->action, "subject"), &subject);
 		if (r < 0)
-			return job_fail(job, SAFECAD_ERROR_FAILED, "The action's subject is invalid.");
+			return job_fail(job, SAFECAD_ERROR_FAILED,
+					"The action's subject is invalid.");
 		r = csr_build(&subject, a->new_public_key, a->new_alg, sign_with, &new_key, &csr,
 			      &csr_size);
 		name_clear(&subject);
@@ -705,7 +707,8 @@ static void activation_run(Activation *a)
 		return;
 	a->action = json_object_get(a->journal, "action");
 	a->action_id = json_string_value(json_object_get(a->journal, "action_id"));
-	a->profile = profile_by_file_name(job, json_string_value(json_object_get(a->journal, "profile")));
+	a->profile =
+	    profile_by_file_name(job, json_string_value(json_object_get(a->journal, "profile")));
 	if (!a->profile) {
 		job_fail(job, SAFECAD_ERROR_FAILED, "The CA profile of this activation is gone.");
 		return;
@@ -724,12 +727,11 @@ static void activation_run(Activation *a)
 		return;
 	if (confirm(a, certificate, &confirmed, &confirm_error) < 0)
 		return;
-	job->result = json_pack("{s:s,s:O?,s:s,s:O,s:b,s:s?,s:o,s:s?}", "action", a->action_id,
-				"type", json_object_get(a->action, "type"), "old_serial",
-				a->old->serial, "new_serial",
-				json_object_get(a->journal, "new_serial"), "confirmed", confirmed,
-				"confirm_error", confirm_error, "agencies",
-				agencies_json(a->profile), "support", a->profile->support);
+	job->result = json_pack(
+	    "{s:s,s:O?,s:s,s:O,s:b,s:s?,s:o,s:s?}", "action", a->action_id, "type",
+	    json_object_get(a->action, "type"), "old_serial", a->old->serial, "new_serial",
+	    json_object_get(a->journal, "new_serial"), "confirmed", confirmed, "confirm_error",
+	    confirm_error, "agencies", agencies_json(a->profile), "support", a->profile->support);
 }
 
 void job_run_activate(Job *job)

@@ -60,8 +60,8 @@ static int token_add(Context *context, TokenInfo *info)
 	if (r < 0)
 		return r;
 	context->tokens[context->n_tokens++] = token;
-	log_info("Token %s (%s) added, %zu certificate(s).", token->info.serial,
-		 token->info.label, token->info.n_certificates);
+	log_info("Token %s (%s) added, %zu certificate(s).", token->info.serial, token->info.label,
+		 token->info.n_certificates);
 	(void)sd_bus_emit_object_added(context->bus, token->path);
 	r = sd_bus_emit_signal(context->bus, SAFECAD_MANAGER_PATH, SAFECAD_MANAGER_INTERFACE,
 			       "TokenAdded", "os", token->path, token->info.serial);
@@ -306,13 +306,12 @@ static const sd_bus_vtable manager_vtable[] = {
     SD_BUS_PROPERTY("Hotplug", "b", NULL, offsetof(Context, hotplug),
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD("Rescan", "", "", method_rescan, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD_WITH_NAMES("GetHistory", "", , "s", SD_BUS_PARAM(history),
-			     method_get_history, SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD_WITH_NAMES("TickAgencies", "sas", SD_BUS_PARAM(action) SD_BUS_PARAM(agencies),
-			     "", , method_tick_agencies, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("GetHistory", "", , "s", SD_BUS_PARAM(history), method_get_history,
+			     SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("TickAgencies", "sas", SD_BUS_PARAM(action) SD_BUS_PARAM(agencies), "",
+			     , method_tick_agencies, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("TokenAdded", "os", SD_BUS_PARAM(path) SD_BUS_PARAM(serial), 0),
-    SD_BUS_SIGNAL_WITH_NAMES("TokenRemoved", "os", SD_BUS_PARAM(path) SD_BUS_PARAM(serial),
-			     0),
+    SD_BUS_SIGNAL_WITH_NAMES("TokenRemoved", "os", SD_BUS_PARAM(path) SD_BUS_PARAM(serial), 0),
     SD_BUS_VTABLE_END,
 };
 

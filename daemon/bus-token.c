@@ -42,7 +42,8 @@ int token_new_absent(Context *context, json_t *journal, Token **ret)
 	TokenInfo token_info = {
 	    .serial = strdup(strempty(json_string_value(json_object_get(journal, "token")))),
 	    .label = strdup(strempty(json_string_value(json_object_get(info, "label")))),
-	    .manufacturer = strdup(strempty(json_string_value(json_object_get(info, "manufacturer")))),
+	    .manufacturer =
+		strdup(strempty(json_string_value(json_object_get(info, "manufacturer")))),
 	    .model = strdup(strempty(json_string_value(json_object_get(info, "model")))),
 	    .module = strdup(strempty(json_string_value(json_object_get(journal, "module")))),
 	};
@@ -144,9 +145,8 @@ void token_update(Token *token, TokenInfo *info)
 		changed[n++] = "Profile";
 	changed[n] = NULL;
 	if (n > 0) {
-		int r = sd_bus_emit_properties_changed_strv(token->context->bus, token->path,
-							    SAFECAD_TOKEN_INTERFACE,
-							    (char **)changed);
+		int r = sd_bus_emit_properties_changed_strv(
+		    token->context->bus, token->path, SAFECAD_TOKEN_INTERFACE, (char **)changed);
 		if (r < 0)
 			log_warning_errno(r, "Cannot emit PropertiesChanged for %s: %m, ignoring.",
 					  token->path);
@@ -154,8 +154,7 @@ void token_update(Token *token, TokenInfo *info)
 }
 
 static int find_token(sd_bus *bus, const char *path, const char *interface, void *userdata,
-		      void **found,
-		      sd_bus_error *error)
+		      void **found, sd_bus_error *error)
 {
 	Context *context = userdata;
 
@@ -210,9 +209,8 @@ static int property_string(sd_bus *bus, const char *path, const char *interface,
 	return sd_bus_message_append(reply, "s", value);
 }
 
-static int property_uri(sd_bus *bus, const char *path, const char *interface,
-			const char *property, sd_bus_message *reply, void *userdata,
-			sd_bus_error *error)
+static int property_uri(sd_bus *bus, const char *path, const char *interface, const char *property,
+			sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	Token *token = userdata;
 	_cleanup_free_ char *uri = token_info_uri(&token->info);
@@ -357,9 +355,8 @@ static int property_activation(sd_bus *bus, const char *path, const char *interf
 	return sd_bus_message_append(reply, "(ssb)", "", "", false);
 }
 
-static int property_busy(sd_bus *bus, const char *path, const char *interface,
-			 const char *property, sd_bus_message *reply, void *userdata,
-			 sd_bus_error *error)
+static int property_busy(sd_bus *bus, const char *path, const char *interface, const char *property,
+			 sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	Token *token = userdata;
 
@@ -394,8 +391,7 @@ static const sd_bus_vtable token_vtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_PROPERTY("Serial", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Label", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("Manufacturer", "s", property_string, 0,
-		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Manufacturer", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Model", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Uri", "s", property_uri, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Present", "b", NULL, offsetof(Token, present),
@@ -423,10 +419,9 @@ static const sd_bus_vtable token_vtable[] = {
 			     SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("ActivationProgress", "ss", SD_BUS_PARAM(action) SD_BUS_PARAM(step),
 			     0),
-    SD_BUS_SIGNAL_WITH_NAMES("ActivationFinished", "ssss",
-			     SD_BUS_PARAM(action) SD_BUS_PARAM(result) SD_BUS_PARAM(error)
-				 SD_BUS_PARAM(message),
-			     0),
+    SD_BUS_SIGNAL_WITH_NAMES(
+	"ActivationFinished", "ssss",
+	SD_BUS_PARAM(action) SD_BUS_PARAM(result) SD_BUS_PARAM(error) SD_BUS_PARAM(message), 0),
     SD_BUS_VTABLE_END,
 };
 

@@ -94,8 +94,8 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
  * polling and 429 waits. On 200 returns the certificate and the chain
  * (possibly empty) as given; the caller checks them. */
 int ca_issue(const Profile *profile, const CaNetwork *network, const char *action_id,
-	     const CaSigner *signer, const unsigned char *csr, size_t csr_size, X509 **ret_certificate,
-	     STACK_OF(X509) * *ret_chain, CaError *error);
+	     const CaSigner *signer, const unsigned char *csr, size_t csr_size,
+	     X509 **ret_certificate, STACK_OF(X509) * *ret_chain, CaError *error);
 
 /* POST /actions/{id}/confirm, signed by the new certificate's key. */
 int ca_confirm(const Profile *profile, const CaNetwork *network, const char *action_id,

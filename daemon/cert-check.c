@@ -11,8 +11,7 @@
 
 #define WINDOW_SLACK (24 * 3600)
 
-static CertCheck fail(CertCheck check, char **ret_reason, const char *format, ...)
-    _printf_(3, 4);
+static CertCheck fail(CertCheck check, char **ret_reason, const char *format, ...) _printf_(3, 4);
 
 static CertCheck fail(CertCheck check, char **ret_reason, const char *format, ...)
 {
@@ -57,9 +56,10 @@ static CertCheck check_chain(X509 *certificate, STACK_OF(X509) * chain,
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
 	if (error != X509_V_OK)
-		return fail(CERT_CHECK_CHAIN, ret_reason,
-			    "the certificate does not chain to an issuer the CA profile trusts (%s)",
-			    X509_verify_cert_error_string(error));
+		return fail(
+		    CERT_CHECK_CHAIN, ret_reason,
+		    "the certificate does not chain to an issuer the CA profile trusts (%s)",
+		    X509_verify_cert_error_string(error));
 	return CERT_CHECK_OK;
 }
 

@@ -122,9 +122,9 @@ static int config_set_defaults(Config *c)
 	static const unsigned default_warn_days[] = {30, 14, 7, 3, 1};
 
 	*c = (Config){
-		.connect_timeout_sec = 10,
-		.timeout_sec = 60,
-		.n_warn_days = ELEMENTSOF(default_warn_days),
+	    .connect_timeout_sec = 10,
+	    .timeout_sec = 60,
+	    .n_warn_days = ELEMENTSOF(default_warn_days),
 	};
 	memcpy(c->warn_days, default_warn_days, sizeof(default_warn_days));
 	c->modules = calloc(2, sizeof(char *));

@@ -49,8 +49,9 @@ int csr_name_from_pairs(const Name *subject, X509_NAME **ret)
 		}
 		/* An explicit type, not MBSTRING_*: that path refuses values
 		 * longer than X.520's bounds, which company names pass. */
-		ok = X509_NAME_add_entry_by_OBJ(name, object, string_type(OBJ_obj2nid(object)),
-						(const unsigned char *)pair->value, (int)len, -1, 0);
+		ok =
+		    X509_NAME_add_entry_by_OBJ(name, object, string_type(OBJ_obj2nid(object)),
+					       (const unsigned char *)pair->value, (int)len, -1, 0);
 		ASN1_OBJECT_free(object);
 		if (!ok) {
 			ERR_clear_error();
@@ -114,7 +115,8 @@ int csr_build(const Name *subject, EVP_PKEY *public_key, const char *alg, csr_si
 	algorithm = X509_ALGOR_new();
 	if (!algorithm)
 		return -ENOMEM;
-	X509_ALGOR_set0(algorithm, OBJ_nid2obj(ec ? NID_ecdsa_with_SHA256 : NID_sha256WithRSAEncryption),
+	X509_ALGOR_set0(algorithm,
+			OBJ_nid2obj(ec ? NID_ecdsa_with_SHA256 : NID_sha256WithRSAEncryption),
 			ec ? V_ASN1_UNDEF : V_ASN1_NULL, NULL);
 	r = X509_REQ_set1_signature_algo(req, algorithm);
 	X509_ALGOR_free(algorithm);

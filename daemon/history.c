@@ -63,8 +63,8 @@ static json_t *find(json_t *activations, const char *token, const char *action)
 	{
 		if ((!token ||
 		     streq_ptr(json_string_value(json_object_get(entry, "token")), token)) &&
-		    (!action || streq_ptr(json_string_value(json_object_get(entry, "action")),
-					  action)))
+		    (!action ||
+		     streq_ptr(json_string_value(json_object_get(entry, "action")), action)))
 			return entry;
 	}
 	return NULL;

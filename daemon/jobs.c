@@ -70,8 +70,8 @@ Job *job_free(Job *job)
 int job_add_certificate(Job *job, X509 *x509, const Profile *profile, const char *serial,
 			const char *key_id, bool has_key)
 {
-	JobCertificate *c = realloc(job->certificates,
-				    (job->n_certificates + 1) * sizeof(JobCertificate));
+	JobCertificate *c =
+	    realloc(job->certificates, (job->n_certificates + 1) * sizeof(JobCertificate));
 
 	if (!c)
 		return -ENOMEM;

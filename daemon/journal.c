@@ -15,9 +15,9 @@
 #define JOURNAL_MAX_FILES 256
 
 static const char *const step_names[] = {
-    [STEP_NONE] = "none",	      [STEP_ACCEPTED] = "accepted", [STEP_LOGGED_IN] = "logged-in",
+    [STEP_NONE] = "none",	    [STEP_ACCEPTED] = "accepted", [STEP_LOGGED_IN] = "logged-in",
     [STEP_KEY_READY] = "key-ready", [STEP_CSR_SENT] = "csr-sent", [STEP_ISSUED] = "issued",
-    [STEP_VERIFIED] = "verified",   [STEP_WRITTEN] = "written",   [STEP_CONFIRMED] = "confirmed",
+    [STEP_VERIFIED] = "verified",   [STEP_WRITTEN] = "written",	  [STEP_CONFIRMED] = "confirmed",
 };
 
 const char *activation_step_name(ActivationStep step)

@@ -53,7 +53,8 @@ static int load_journals(Context *context)
 	if (r < 0 || !kept) {
 		json_decref(journals);
 		json_decref(kept);
-		return log_error_errno(r < 0 ? r : -ENOMEM, "Failed to read the activation journals: %m");
+		return log_error_errno(r < 0 ? r : -ENOMEM,
+				       "Failed to read the activation journals: %m");
 	}
 	json_array_foreach(journals, i, journal)
 	{
@@ -150,8 +151,8 @@ static int start_tokens(Context *context)
 
 static void start_hotplug(Context *context)
 {
-	int r = pcsc_watch_new(context->event, on_pcsc_changed, on_pcsc_state, context,
-			       &context->pcsc);
+	int r =
+	    pcsc_watch_new(context->event, on_pcsc_changed, on_pcsc_state, context, &context->pcsc);
 
 	context->hotplug = r >= 0;
 	if (r == -ENXIO)

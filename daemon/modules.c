@@ -77,7 +77,8 @@ int modules_load(char *const *paths, Modules *ret)
 		modules.n_items++;
 		r = module_open(m);
 		if (r < 0)
-			log_warning_errno(r, "Cannot load PKCS#11 module %s, skipping it.", m->path);
+			log_warning_errno(r, "Cannot load PKCS#11 module %s, skipping it.",
+					  m->path);
 		else
 			log_debug("Loaded PKCS#11 module %s.", m->path);
 	}
@@ -136,8 +137,7 @@ static int collect_ids(TokenSession *t, CK_OBJECT_CLASS object_class, char **ret
 	FILE *f;
 	int r;
 
-	r = token_session_find(t, template, ELEMENTSOF(template), objects, ELEMENTSOF(objects),
-			       &n);
+	r = token_session_find(t, template, ELEMENTSOF(template), objects, ELEMENTSOF(objects), &n);
 	if (r < 0)
 		return r;
 	f = open_memstream(&buf, &size);
@@ -223,7 +223,8 @@ static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_inf
 	    .serial = strdup_trim((const char *)token_info->serialNumber,
 				  sizeof(token_info->serialNumber)),
 	    .label = dup_field(token_info->label, sizeof(token_info->label)),
-	    .manufacturer = dup_field(token_info->manufacturerID, sizeof(token_info->manufacturerID)),
+	    .manufacturer =
+		dup_field(token_info->manufacturerID, sizeof(token_info->manufacturerID)),
 	    .model = dup_field(token_info->model, sizeof(token_info->model)),
 	    .module = strdup(m->path),
 	    .pin_count_low = token_info->flags & CKF_USER_PIN_COUNT_LOW,
@@ -272,8 +273,9 @@ static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_inf
 				token_info_clear(&info);
 				return r;
 			}
-			log_warning_errno(r, "Token %s: a certificate cannot be read (%m), ignoring it.",
-					  info.serial);
+			log_warning_errno(
+			    r, "Token %s: a certificate cannot be read (%m), ignoring it.",
+			    info.serial);
 			continue;
 		}
 		entry->has_key = ids_contain(private_ids, entry->key_id) ||
@@ -350,8 +352,9 @@ int modules_scan(Modules *modules, const Profiles *profiles, TokenList *ret)
 			return r;
 		}
 		if (r < 0)
-			log_warning_errno(r, "Cannot list the tokens of %s (%m), ignoring it this time.",
-					  m->path);
+			log_warning_errno(
+			    r, "Cannot list the tokens of %s (%m), ignoring it this time.",
+			    m->path);
 	}
 	*ret = list;
 	return 0;

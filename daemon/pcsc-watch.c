@@ -27,10 +27,10 @@ struct PcscWatch {
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stop;
-	atomic_bool up;  /* what the thread saw last */
+	atomic_bool up;	  /* what the thread saw last */
 	bool reported_up; /* what the main loop told last */
-	int event_fd;     /* thread → main loop */
-	int stop_fd;      /* main loop → thread, ends a back-off wait */
+	int event_fd;	  /* thread → main loop */
+	int stop_fd;	  /* main loop → thread, ends a back-off wait */
 	sd_event_source *source;
 	pcsc_changed_t changed;
 	pcsc_state_t state;

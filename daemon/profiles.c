@@ -140,7 +140,8 @@ static int handler(void *userdata, const char *section, const char *key, const c
 		else if (streq(key, "url"))
 			r = set_string(&a->url, value);
 		else {
-			log_warning("%s: unknown setting [%s] %s, ignoring.", pr->path, section, key);
+			log_warning("%s: unknown setting [%s] %s, ignoring.", pr->path, section,
+				    key);
 			return 1;
 		}
 	} else {
@@ -157,7 +158,7 @@ static int handler(void *userdata, const char *section, const char *key, const c
 static int load_issuers(const char *path, STACK_OF(X509) * *ret)
 {
 	_cleanup_free_ char *text = NULL;
-	STACK_OF(X509) *stack;
+	STACK_OF(X509) * stack;
 	BIO *bio;
 	int r;
 

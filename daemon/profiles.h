@@ -20,7 +20,7 @@ typedef struct Profile {
 	char *url;
 	char *trust; /* absolute path or NULL */
 	char *support;
-	STACK_OF(X509) *issuers;
+	STACK_OF(X509) * issuers;
 	Agency *agencies;
 	size_t n_agencies;
 } Profile;

@@ -94,8 +94,8 @@ static int on_result(sd_event_source *source, int fd, uint32_t revents, void *us
 	return 0;
 }
 
-int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles,
-		scanner_done_t done, void *userdata, Scanner **ret)
+int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles, scanner_done_t done,
+		void *userdata, Scanner **ret)
 {
 	Scanner *s = calloc(1, sizeof(Scanner));
 	int r;

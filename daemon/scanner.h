@@ -16,8 +16,8 @@ typedef void (*scanner_done_t)(TokenList *list, uint64_t generation, void *userd
 
 /* Runs scans on a thread of its own, so the bus never waits on a module.
  * modules and profiles must outlive the scanner. */
-int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles,
-		scanner_done_t done, void *userdata, Scanner **ret);
+int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles, scanner_done_t done,
+		void *userdata, Scanner **ret);
 Scanner *scanner_free(Scanner *scanner);
 
 /* Asks for a rescan; requests that come while one runs are merged into

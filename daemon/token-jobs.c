@@ -36,7 +36,8 @@ static int job_for_token(Token *token, JobKind kind, Job **ret)
 	job->token_model = strdup(token->info.model);
 	job->module_path = strdup(token->info.module ? token->info.module : "");
 	job->modules_lock = &context->modules.lock;
-	job->network = (CaNetwork){context->config.connect_timeout_sec, context->config.timeout_sec};
+	job->network =
+	    (CaNetwork){context->config.connect_timeout_sec, context->config.timeout_sec};
 	if (!job->token_serial || !job->token_label || !job->token_manufacturer ||
 	    !job->token_model || !job->module_path)
 		r = -ENOMEM;
@@ -89,7 +90,8 @@ static void on_check_done(Token *token, Job *job)
 				 json_array_size(job->pending));
 	}
 	if (job->request) {
-		_cleanup_free_ char *text = json_dumps(job->pending, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		_cleanup_free_ char *text =
+		    json_dumps(job->pending, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		(void)sd_bus_reply_method_return(job->request, "s", text ? text : "[]");
 	}
 }
@@ -129,8 +131,10 @@ static void on_activate_done(Token *token, Job *job)
 		if (json_is_true(json_object_get(job->result, "confirmed")) && token->pending) {
 			size_t i;
 			json_t *entry;
-			json_array_foreach(token->pending, i, entry) if (streq_ptr(
-			    json_string_value(json_object_get(entry, "id")), job->action_id))
+			json_array_foreach(
+			    token->pending, i,
+			    entry) if (streq_ptr(json_string_value(json_object_get(entry, "id")),
+						 job->action_id))
 			{
 				json_array_remove(token->pending, i);
 				break;
@@ -262,7 +266,8 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 		int value;
 
 		if (n >= CHECK_OPTION_MAX)
-			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Too many options.");
+			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+						"Too many options.");
 		r = sd_bus_message_read(message, "s", &key);
 		if (r < 0)
 			return r;

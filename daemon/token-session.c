@@ -18,8 +18,8 @@
 #define MAX_ATTRIBUTE_SIZE (64 * 1024)
 
 /* DER of the OID prime256v1 (1.2.840.10045.3.1.7), CKA_EC_PARAMS. */
-static const unsigned char p256_params[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-					    0x3d, 0x03, 0x01, 0x07};
+static const unsigned char p256_params[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+					    0xce, 0x3d, 0x03, 0x01, 0x07};
 /* DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1). */
 static const unsigned char sha256_digest_info[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
 						   0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
@@ -162,7 +162,7 @@ int token_session_login(TokenSession *t, const char *pin, size_t pin_size)
 }
 
 int token_session_find(TokenSession *t, CK_ATTRIBUTE *template, CK_ULONG n_template,
-			CK_OBJECT_HANDLE *objects, CK_ULONG max, CK_ULONG *ret_n)
+		       CK_OBJECT_HANDLE *objects, CK_ULONG max, CK_ULONG *ret_n)
 {
 	CK_RV rv = t->functions->C_FindObjectsInit(t->session, template, n_template);
 
@@ -194,7 +194,7 @@ int token_session_find_private_key(TokenSession *t, const unsigned char *id, siz
 }
 
 int token_session_attribute(TokenSession *t, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type,
-			 unsigned char **ret, size_t *ret_size)
+			    unsigned char **ret, size_t *ret_size)
 {
 	CK_ATTRIBUTE a = {type, NULL, 0};
 	unsigned char *buf;
@@ -263,8 +263,8 @@ static int ec_public_key(const unsigned char *point, size_t size, EVP_PKEY **ret
 		point = ASN1_STRING_get0_data(octets);
 		size = (size_t)ASN1_STRING_length(octets);
 	}
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-						     (char *)"prime256v1", 0);
+	params[0] =
+	    OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, size);
 	params[2] = OSSL_PARAM_construct_end();
 	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) &&
@@ -278,8 +278,8 @@ static int ec_public_key(const unsigned char *point, size_t size, EVP_PKEY **ret
 	return r;
 }
 
-int token_session_public_key(TokenSession *t, CK_OBJECT_HANDLE private_key,
-			     const unsigned char *id, size_t id_size, EVP_PKEY **ret)
+int token_session_public_key(TokenSession *t, CK_OBJECT_HANDLE private_key, const unsigned char *id,
+			     size_t id_size, EVP_PKEY **ret)
 {
 	CK_OBJECT_CLASS klass = CKO_PUBLIC_KEY;
 	CK_ATTRIBUTE template[] = {
@@ -307,7 +307,8 @@ int token_session_public_key(TokenSession *t, CK_OBJECT_HANDLE private_key,
 	if (key_type == CKK_RSA) {
 		r = token_session_attribute(t, objects[0], CKA_MODULUS, &a, &a_size);
 		if (r >= 0)
-			r = token_session_attribute(t, objects[0], CKA_PUBLIC_EXPONENT, &b, &b_size);
+			r = token_session_attribute(t, objects[0], CKA_PUBLIC_EXPONENT, &b,
+						    &b_size);
 		if (r < 0)
 			return r;
 		return rsa_public_key(a, a_size, b, b_size, ret);
@@ -346,9 +347,12 @@ int token_session_generate(TokenSession *t, const char *key_type, unsigned bits,
 	/* What PRODUCT.md asks of a key made on the token, spelled out:
 	 * SoftHSM and others make keys extractable unless told. */
 	CK_ATTRIBUTE private_template[] = {
-	    {CKA_TOKEN, &yes, sizeof(yes)},	 {CKA_PRIVATE, &yes, sizeof(yes)},
-	    {CKA_SENSITIVE, &yes, sizeof(yes)},	 {CKA_EXTRACTABLE, &no, sizeof(no)},
-	    {CKA_SIGN, &yes, sizeof(yes)},	 {CKA_ID, (void *)id, id_size},
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_PRIVATE, &yes, sizeof(yes)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)},
+	    {CKA_EXTRACTABLE, &no, sizeof(no)},
+	    {CKA_SIGN, &yes, sizeof(yes)},
+	    {CKA_ID, (void *)id, id_size},
 	    {CKA_LABEL, (void *)label, strlen(label)},
 	};
 	CK_OBJECT_HANDLE public_key, private_key;
@@ -357,8 +361,8 @@ int token_session_generate(TokenSession *t, const char *key_type, unsigned bits,
 	if (rsa) {
 		if (bits != 2048 && bits != 3072 && bits != 4096)
 			return -EOPNOTSUPP;
-		public_template[n_public++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &modulus_bits,
-							     sizeof(modulus_bits)};
+		public_template[n_public++] =
+		    (CK_ATTRIBUTE){CKA_MODULUS_BITS, &modulus_bits, sizeof(modulus_bits)};
 		public_template[n_public++] =
 		    (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent)};
 	} else if (streq(key_type, "ec"))
@@ -438,8 +442,7 @@ int token_session_store_certificate(TokenSession *t, X509 *x509, const unsigned 
 	CK_OBJECT_CLASS klass = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE type = CKC_X_509;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	_cleanup_free_ unsigned char *der = NULL, *subject = NULL, *issuer = NULL,
-				     *serial = NULL;
+	_cleanup_free_ unsigned char *der = NULL, *subject = NULL, *issuer = NULL, *serial = NULL;
 	unsigned char *p;
 	int der_size, subject_size, issuer_size, serial_size;
 	CK_OBJECT_HANDLE object;

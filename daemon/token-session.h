@@ -49,8 +49,8 @@ bool token_info_serial_is(const CK_TOKEN_INFO *info, const char *serial);
  * (malloc'ed; -EBADMSG when unavailable or too large). */
 int token_session_find(TokenSession *session, CK_ATTRIBUTE *template, CK_ULONG n_template,
 		       CK_OBJECT_HANDLE *objects, CK_ULONG max, CK_ULONG *ret_n);
-int token_session_attribute(TokenSession *session, CK_OBJECT_HANDLE object,
-			    CK_ATTRIBUTE_TYPE type, unsigned char **ret, size_t *ret_size);
+int token_session_attribute(TokenSession *session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type,
+			    unsigned char **ret, size_t *ret_size);
 
 int token_session_pin_flags(TokenSession *session, TokenPinFlags *ret);
 

@@ -13,9 +13,9 @@ struct Token {
 	char *path;
 	TokenInfo info;
 	bool present;
-	Job *job;	    /* running on this token, or NULL */
-	json_t *pending;    /* the CA's entries; [] until asked */
-	json_t *running;    /* {"action","step"} of the activation running now */
+	Job *job;	 /* running on this token, or NULL */
+	json_t *pending; /* the CA's entries; [] until asked */
+	json_t *running; /* {"action","step"} of the activation running now */
 };
 
 int token_new(Context *context, TokenInfo *info, Token **ret);

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Fails when a C file is not formatted with the project's .clang-format.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t files < <(git ls-files '*.c' '*.h' | grep -v '^bench/')
+exec clang-format --dry-run --Werror "${files[@]}"
