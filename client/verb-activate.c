@@ -56,6 +56,13 @@ static void print_ca_text(const char *s)
 			p++;
 			continue;
 		}
+		/* Bidirectional overrides (U+202A..U+202E, U+2066..U+2069)
+		 * could make the text read other than it is. */
+		if (*p == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+				   (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9))) {
+			p += 2;
+			continue;
+		}
 		if ((*p & 0xc0) != 0x80)
 			chars++;
 		putchar(*p);

@@ -9,8 +9,6 @@
 #define SAFECAD_OBJECT_MANAGER_PATH "/org/safecad"
 
 /* Named errors: clients map them to precise messages and exit codes. */
-#define SAFECAD_ERROR_NO_SUCH_TOKEN "org.safecad.Error.NoSuchToken"
-#define SAFECAD_ERROR_TOKEN "org.safecad.Error.Token"
 #define SAFECAD_ERROR_FAILED "org.safecad.Error.Failed"
 #define SAFECAD_ERROR_NOTHING_TO_DO "org.safecad.Error.NothingToDo"
 #define SAFECAD_ERROR_WRONG_PIN "org.safecad.Error.WrongPin"

@@ -714,7 +714,8 @@ static void activation_run(Activation *a)
 		return;
 	}
 
-	r = token_session_open(job->module_path, job->token_serial, &a->session);
+	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
+			       &a->session);
 	if (r < 0) {
 		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Token %s is not there any more (%s).",
 			 job->token_serial, strerror(-r));
@@ -738,11 +739,14 @@ void job_run_activate(Job *job)
 {
 	Activation a = {.job = job};
 
-	pthread_rwlock_rdlock(job->modules_lock);
+	pthread_rwlock_rdlock(&job->modules->lock);
 	activation_run(&a);
-	/* Nothing changed before the key was ready: no need to remember. */
-	if (job->error_name && a.journal && journal_step(a.journal) < STEP_KEY_READY)
+	/* Nothing changed before the key was ready: no need to remember,
+	 * unless a key id is journaled (the key may exist: the next attempt
+	 * finds it). */
+	if (job->error_name && a.journal && journal_step(a.journal) < STEP_KEY_READY &&
+	    !json_object_get(a.journal, "new_key_id"))
 		(void)journal_remove(a.journal);
 	activation_clear(&a);
-	pthread_rwlock_unlock(job->modules_lock);
+	pthread_rwlock_unlock(&job->modules->lock);
 }

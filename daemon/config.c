@@ -186,11 +186,20 @@ void config_clear(Config *config)
 
 static const char *env_or(const char *name, const char *fallback)
 {
+	static __thread char first[PATH_MAX];
 	const char *e = getenv(name);
-	/* systemd may hand several colon-separated folders; ours is the first. */
-	if (e && *e && !strchr(e, ':'))
-		return e;
-	return fallback;
+	size_t len;
+
+	if (!e || !*e)
+		return fallback;
+	/* systemd may hand several colon-separated folders; ours is the
+	 * first. */
+	len = strcspn(e, ":");
+	if (len == 0 || len >= sizeof(first))
+		return fallback;
+	memcpy(first, e, len);
+	first[len] = 0;
+	return first;
 }
 
 const char *config_directory(void)

@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "ca-client.h"
+#include "modules.h"
 #include "profiles.h"
 
 typedef enum JobKind {
@@ -42,7 +43,7 @@ struct Job {
 	char *token_manufacturer;
 	char *token_model;
 	char *module_path;
-	pthread_rwlock_t *modules_lock;
+	Modules *modules; /* held for reading while the job uses a module */
 	CaNetwork network;
 	JobCertificate *certificates;
 	size_t n_certificates;

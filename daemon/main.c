@@ -64,7 +64,12 @@ static int load_journals(Context *context)
 				 json_string_value(json_object_get(journal, "token")),
 				 json_string_value(json_object_get(journal, "step")));
 			json_array_append(kept, journal);
-		} else
+		} else if (json_object_get(journal, "new_key_id"))
+			/* Stopped between naming the new key and recording it
+			 * ready: kept out of sight, so the next attempt finds
+			 * the key instead of making another. */
+			json_array_append(kept, journal);
+		else
 			(void)journal_remove(journal);
 	}
 	json_decref(journals);

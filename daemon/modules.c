@@ -19,6 +19,9 @@
 
 static void module_close(Module *m)
 {
+	if (m->functions && m->initialized_by_us)
+		(void)m->functions->C_Finalize(NULL);
+	m->initialized_by_us = false;
 	if (m->handle)
 		dlclose(m->handle);
 	m->handle = NULL;
@@ -51,7 +54,25 @@ static int module_open(Module *m)
 		module_close(m);
 		return -ELIBBAD;
 	}
+	/* Most modules share one instance, which libp11 initialized; a proxy
+	 * may give this list an instance of its own to initialize. */
+	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+	CK_RV rv = m->functions->C_Initialize(&args);
+	if (rv == CKR_OK)
+		m->initialized_by_us = true;
+	else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		module_close(m);
+		return p11_rv_to_errno(rv);
+	}
 	return 0;
+}
+
+CK_FUNCTION_LIST_PTR modules_functions(Modules *modules, const char *path)
+{
+	for (size_t i = 0; i < modules->n_items; i++)
+		if (streq(modules->items[i].path, path))
+			return modules->items[i].functions;
+	return NULL;
 }
 
 int modules_load(char *const *paths, Modules *ret)

@@ -19,6 +19,9 @@ typedef struct Module {
 	PKCS11_CTX *ctx; /* NULL while it cannot be loaded */
 	void *handle;
 	CK_FUNCTION_LIST_PTR functions;
+	/* p11-kit's proxy hands every C_GetFunctionList caller an instance
+	 * of its own, which that caller initializes and finalizes. */
+	bool initialized_by_us;
 } Module;
 
 typedef struct Modules {
@@ -38,6 +41,10 @@ void modules_clear(Modules *modules);
  * them) see tokens made or removed only after C_Initialize. Expects the
  * lock held for writing. */
 void modules_reload(Modules *modules);
+
+/* The function list of the module loaded from path, or NULL. Expects the
+ * lock held (for reading at least) while it is used. */
+CK_FUNCTION_LIST_PTR modules_functions(Modules *modules, const char *path);
 
 /* Reads every initialized token of every module. A token that two modules
  * show (a module and p11-kit's proxy for it) is listed once. */

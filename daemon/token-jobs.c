@@ -35,7 +35,7 @@ static int job_for_token(Token *token, JobKind kind, Job **ret)
 	job->token_manufacturer = strdup(token->info.manufacturer);
 	job->token_model = strdup(token->info.model);
 	job->module_path = strdup(token->info.module ? token->info.module : "");
-	job->modules_lock = &context->modules.lock;
+	job->modules = &context->modules;
 	job->network =
 	    (CaNetwork){context->config.connect_timeout_sec, context->config.timeout_sec};
 	if (!job->token_serial || !job->token_label || !job->token_manufacturer ||

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "token-session.h"
 
-#include <dlfcn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/param_build.h>
@@ -65,52 +64,25 @@ bool token_info_serial_is(const CK_TOKEN_INFO *info, const char *serial)
 	return serial_matches(info, serial);
 }
 
-int token_session_open(const char *module_path, const char *serial, TokenSession *ret)
+int token_session_open(CK_FUNCTION_LIST_PTR functions, const char *serial, TokenSession *ret)
 {
-	TokenSession t = {};
-	CK_C_GetFunctionList get_function_list;
 	CK_SLOT_ID slots[MAX_SLOTS];
 	CK_ULONG n_slots = MAX_SLOTS;
 	CK_RV rv;
-	bool found = false;
 
-	/* The instance the scanner loaded: the same path gives the same
-	 * handle, already initialized. */
-	t.module_handle = dlopen(module_path, RTLD_NOW | RTLD_NOLOAD);
-	if (!t.module_handle)
+	if (!functions)
 		return -ELIBACC;
-	get_function_list = (CK_C_GetFunctionList)dlsym(t.module_handle, "C_GetFunctionList");
-	if (!get_function_list || get_function_list(&t.functions) != CKR_OK) {
-		dlclose(t.module_handle);
-		return -ELIBBAD;
-	}
-	rv = t.functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
-	if (rv != CKR_OK) {
-		dlclose(t.module_handle);
+	rv = functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
-	}
-	for (CK_ULONG i = 0; i < n_slots && !found; i++) {
+	for (CK_ULONG i = 0; i < n_slots; i++) {
 		CK_TOKEN_INFO info;
-		if (t.functions->C_GetTokenInfo(slots[i], &info) != CKR_OK)
+		if (functions->C_GetTokenInfo(slots[i], &info) != CKR_OK)
 			continue;
-		if ((info.flags & CKF_TOKEN_INITIALIZED) && serial_matches(&info, serial)) {
-			t.slot = slots[i];
-			found = true;
-		}
+		if ((info.flags & CKF_TOKEN_INITIALIZED) && serial_matches(&info, serial))
+			return token_session_open_slot(functions, slots[i], true, ret);
 	}
-	if (!found) {
-		dlclose(t.module_handle);
-		return -ENODEV;
-	}
-	rv = t.functions->C_OpenSession(t.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-					&t.session);
-	if (rv != CKR_OK) {
-		dlclose(t.module_handle);
-		return p11_rv_to_errno(rv);
-	}
-	t.session_open = true;
-	*ret = t;
-	return 0;
+	return -ENODEV;
 }
 
 void token_session_close(TokenSession *t)
@@ -121,8 +93,6 @@ void token_session_close(TokenSession *t)
 		(void)t->functions->C_Logout(t->session);
 	if (t->session_open)
 		(void)t->functions->C_CloseSession(t->session);
-	if (t->module_handle)
-		dlclose(t->module_handle);
 	*t = (TokenSession){};
 }
 

@@ -14,7 +14,6 @@
 #include <stddef.h>
 
 typedef struct TokenSession {
-	void *module_handle;
 	CK_FUNCTION_LIST_PTR functions;
 	CK_SLOT_ID slot;
 	CK_SESSION_HANDLE session;
@@ -31,9 +30,10 @@ typedef struct TokenPinFlags {
 	unsigned long max_pin_len;
 } TokenPinFlags;
 
-/* Opens a read-write session on the token with this serial. -ENODEV when
- * the module does not show it (pulled out). */
-int token_session_open(const char *module_path, const char *serial, TokenSession *ret);
+/* Opens a read-write session on the token with this serial, through the
+ * module's function list. -ENODEV when the module does not show it
+ * (pulled out). */
+int token_session_open(CK_FUNCTION_LIST_PTR functions, const char *serial, TokenSession *ret);
 void token_session_close(TokenSession *session);
 
 /* A session on a slot of a module already at hand (the scanner's). Closing
