@@ -191,6 +191,9 @@ static bool ask_yes_no(const char *question, bool default_yes)
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin))
 		return false;
+	/* Answers from a pipe are shown, as a terminal would echo them. */
+	if (!isatty(STDIN_FILENO))
+		fputs(line, stdout);
 	if (line[0] == '\n')
 		return default_yes;
 	return line[0] == 'y' || line[0] == 'Y';

@@ -694,6 +694,7 @@ static void activation_run(Activation *a)
 	bool confirmed = false;
 	int r;
 
+	a->action_id = job->action_id;
 	r = journal_load(job->token_serial, job->action_id, &a->journal);
 	if (r == -ENOENT) {
 		a->journal = NULL;

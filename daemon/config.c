@@ -184,35 +184,37 @@ void config_clear(Config *config)
 	config->modules = NULL;
 }
 
-static const char *env_or(const char *name, const char *fallback)
+/* systemd may hand several colon-separated folders; ours is the first.
+ * Each caller brings its own buffer. */
+static const char *env_or(const char *name, const char *fallback, char *buf, size_t size)
 {
-	static __thread char first[PATH_MAX];
 	const char *e = getenv(name);
 	size_t len;
 
 	if (!e || !*e)
 		return fallback;
-	/* systemd may hand several colon-separated folders; ours is the
-	 * first. */
 	len = strcspn(e, ":");
-	if (len == 0 || len >= sizeof(first))
+	if (len == 0 || len >= size)
 		return fallback;
-	memcpy(first, e, len);
-	first[len] = 0;
-	return first;
+	memcpy(buf, e, len);
+	buf[len] = 0;
+	return buf;
 }
 
 const char *config_directory(void)
 {
-	return env_or("CONFIGURATION_DIRECTORY", SAFECAD_CONFDIR);
+	static __thread char buf[PATH_MAX];
+	return env_or("CONFIGURATION_DIRECTORY", SAFECAD_CONFDIR, buf, sizeof(buf));
 }
 
 const char *state_directory(void)
 {
-	return env_or("STATE_DIRECTORY", SAFECAD_STATEDIR);
+	static __thread char buf[PATH_MAX];
+	return env_or("STATE_DIRECTORY", SAFECAD_STATEDIR, buf, sizeof(buf));
 }
 
 const char *data_directory(void)
 {
-	return env_or("SAFECAD_DATADIR", SAFECAD_DATADIR);
+	static __thread char buf[PATH_MAX];
+	return env_or("SAFECAD_DATADIR", SAFECAD_DATADIR, buf, sizeof(buf));
 }

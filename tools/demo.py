@@ -113,7 +113,7 @@ def main():
         token = hsm.create_token("AN PHAT", pin=PIN)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        issued = ca.admin.enroll(
+        _, issued = ca.admin.enroll(
             key.public_key().public_bytes(serialization.Encoding.PEM,
                                           serialization.PublicFormat.SubjectPublicKeyInfo),
             subject=SUBJECT, not_before=rfc3339(now - datetime.timedelta(days=353)),
@@ -147,6 +147,8 @@ def main():
             if token.serial in out and action["id"] in out:
                 break
             time.sleep(0.05)
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(5)
         show([safectl, "status"], env)
 
         say("Step 2: the renewal, as the CA's guide walks it (answers: y, y; PIN by fd)")
@@ -173,6 +175,12 @@ def main():
         log.flush()
         with open(os.path.join(world, "safecad.log")) as f:
             print(f.read())
+    except BaseException:
+        log_path = os.path.join(world, "safecad.log")
+        if os.path.exists(log_path):
+            with open(log_path) as f:
+                print("safecad's log:\n" + f.read(), file=sys.stderr)
+        raise
     finally:
         for undo in reversed(stack):
             try:
