@@ -97,12 +97,63 @@ static int ask_pending(Job *job, json_t **ret)
 	return 0;
 }
 
+static bool pending_lists(json_t *pending, const char *action_id)
+{
+	size_t i;
+	json_t *entry;
+
+	json_array_foreach(pending, i, entry)
+	{
+		if (streq_ptr(json_string_value(json_object_get(entry, "id")), action_id))
+			return true;
+	}
+	return false;
+}
+
+/* Activations of this token that the CA no longer lists: one whose
+ * certificate is written has nothing left to do; an earlier one is marked
+ * withdrawn, and its new key goes at the next login (removing a private
+ * key needs one). */
+static void mark_withdrawn(Job *job, json_t *pending)
+{
+	json_auto_t *journals = NULL;
+	size_t i;
+	json_t *journal;
+
+	if (journal_load_all(&journals) < 0)
+		return;
+	json_array_foreach(journals, i, journal)
+	{
+		const char *action = json_string_value(json_object_get(journal, "action_id"));
+
+		if (!streq_ptr(json_string_value(json_object_get(journal, "token")),
+			       job->token_serial) ||
+		    pending_lists(pending, action) ||
+		    json_is_true(json_object_get(journal, "withdrawn")))
+			continue;
+		if (journal_step(journal) >= STEP_WRITTEN) {
+			log_info("The CA no longer lists action %s; its certificate is on the "
+				 "token, nothing is left to do.",
+				 action);
+			(void)journal_remove(journal);
+			continue;
+		}
+		log_info("The CA no longer lists action %s; its key goes at the next login on "
+			 "token %s.",
+			 action, job->token_serial);
+		json_object_set_new(journal, "withdrawn", json_true());
+		(void)journal_save(journal);
+	}
+}
+
 void job_run_check(Job *job)
 {
 	json_t *pending = NULL;
 
-	if (ask_pending(job, &pending) >= 0)
-		job->pending = pending;
+	if (ask_pending(job, &pending) < 0)
+		return;
+	job->pending = pending;
+	mark_withdrawn(job, pending);
 }
 
 /* What one activation works with. */
@@ -677,6 +728,50 @@ static int confirm(Activation *a, X509 *certificate, bool *ret_confirmed, char *
 	return 0;
 }
 
+/* Logged in: the keys of withdrawn activations on this token can go. */
+static void remove_withdrawn(Activation *a)
+{
+	json_auto_t *journals = NULL;
+	size_t i;
+	json_t *journal;
+
+	if (journal_load_all(&journals) < 0)
+		return;
+	json_array_foreach(journals, i, journal)
+	{
+		const char *action = json_string_value(json_object_get(journal, "action_id"));
+		const char *key_id = json_string_value(json_object_get(journal, "new_key_id"));
+		json_t *key = json_object_get(json_object_get(journal, "action"), "key");
+		unsigned char id[256];
+		size_t id_size;
+		int r = 0;
+
+		if (!json_is_true(json_object_get(journal, "withdrawn")) ||
+		    !streq_ptr(json_string_value(json_object_get(journal, "token")),
+			       a->job->token_serial) ||
+		    streq_ptr(action, a->action_id))
+			continue;
+		/* Only a key made for it, never the certificate's old one. */
+		if (key_id && json_is_true(json_object_get(key, "generate")) &&
+		    hex_to_bytes(key_id, id, sizeof(id), &id_size) >= 0 &&
+		    !streq_ptr(key_id, json_string_value(json_object_get(journal, "old_key_id")))) {
+			r = token_session_destroy_objects(&a->session, CKO_PRIVATE_KEY, id,
+							  id_size);
+			if (r >= 0)
+				r = token_session_destroy_objects(&a->session, CKO_PUBLIC_KEY, id,
+								  id_size);
+		}
+		if (r < 0) {
+			log_warning_errno(r, "Cannot remove the key of withdrawn action %s: %m",
+					  action);
+			continue;
+		}
+		log_info("Removed the key of withdrawn action %s from token %s.", action,
+			 a->job->token_serial);
+		(void)journal_remove(journal);
+	}
+}
+
 static const Profile *profile_by_file_name(Job *job, const char *file_name)
 {
 	for (size_t i = 0; file_name && i < job->n_certificates; i++)
@@ -724,6 +819,7 @@ static void activation_run(Activation *a)
 	}
 	if (login(a) < 0)
 		return;
+	remove_withdrawn(a);
 	if (advance(a, STEP_LOGGED_IN) < 0 || prepare_key(a) < 0 ||
 	    obtain_certificate(a, &certificate) < 0 || write_certificate(a, certificate) < 0)
 		return;

@@ -143,7 +143,9 @@ int manager_add_absent_tokens(Context *context)
 		Token **tokens, *token;
 		int r;
 
-		if (journal_step(journal) < STEP_KEY_READY || manager_find(context, serial))
+		if (journal_step(journal) < STEP_KEY_READY ||
+		    json_is_true(json_object_get(journal, "withdrawn")) ||
+		    manager_find(context, serial))
 			continue;
 		tokens = realloc(context->tokens, (context->n_tokens + 1) * sizeof(Token *));
 		if (!tokens)

@@ -81,7 +81,8 @@ static json_t *token_journal(const Token *token)
 	{
 		if (streq_ptr(json_string_value(json_object_get(journal, "token")),
 			      token->info.serial) &&
-		    journal_step(journal) >= STEP_KEY_READY)
+		    journal_step(journal) >= STEP_KEY_READY &&
+		    !json_is_true(json_object_get(journal, "withdrawn")))
 			return journal;
 	}
 	return NULL;

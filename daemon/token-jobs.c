@@ -71,8 +71,12 @@ static void reload_journals(Context *context)
 	context->journals = journals;
 }
 
-static void on_check_done(Token *token, Job *job)
+static void on_check_done(Context *context, Token *token, Job *job)
 {
+	/* The check may have retired activations the CA dropped. */
+	reload_journals(context);
+	if (token)
+		emit(token, "Activation");
 	if (job->error_name) {
 		log_warning("Asking the CA about token %s failed: %s", job->token_serial,
 			    strempty(job->error_message));
@@ -169,7 +173,7 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 	if (token && token->job == job)
 		token->job = NULL;
 	if (job->kind == JOB_CHECK)
-		on_check_done(token, job);
+		on_check_done(context, token, job);
 	else
 		on_activate_done(token, job);
 	if (token) {
