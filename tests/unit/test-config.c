@@ -400,8 +400,11 @@ static void test_directories(void **state)
 	assert_string_equal(state_directory(), "/run/test/state");
 	assert_string_equal(data_directory(), "/run/test/data");
 
-	/* several folders: systemd's list, not ours to pick from */
+	/* several folders (StateDirectory= naming more than one): the first
+	 * is the service's own */
 	assert_int_equal(setenv("STATE_DIRECTORY", "/a:/b", 1), 0);
+	assert_string_equal(state_directory(), "/a");
+	assert_int_equal(setenv("STATE_DIRECTORY", ":/b", 1), 0);
 	assert_string_equal(state_directory(), SAFECAD_STATEDIR);
 
 	assert_int_equal(setenv("CONFIGURATION_DIRECTORY", "", 1), 0);
