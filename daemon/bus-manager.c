@@ -244,11 +244,15 @@ static int method_get_history(sd_bus_message *message, void *userdata, sd_bus_er
 
 static int method_tick_agencies(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
+	Context *context = userdata;
 	_cleanup_strv_free_ char **ids = NULL;
 	const char *action;
 	size_t n = 0;
 	int r;
 
+	r = sd_bus_message_rewind(message, true);
+	if (r < 0)
+		return r;
 	r = sd_bus_message_read(message, "s", &action);
 	if (r < 0)
 		return r;
@@ -260,6 +264,9 @@ static int method_tick_agencies(sd_bus_message *message, void *userdata, sd_bus_
 	if (n == 0 || n > 64)
 		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
 					"Name between 1 and 64 agencies.");
+	r = polkit_verify(message, "org.safecad.manage", &context->polkit_queries, error);
+	if (r <= 0)
+		return r < 0 ? r : 1;
 	r = history_tick_agencies(isempty(action) ? NULL : action, ids, n);
 	if (r == -ENOENT)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,

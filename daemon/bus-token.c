@@ -376,6 +376,11 @@ static int method_export(sd_bus_message *message, void *userdata, sd_bus_error *
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
 					 "Token %s has no current certificate.",
 					 token->info.serial);
+	/* A certificate is public, and the shipped policy lets anyone
+	 * export; an admin may restrict it. */
+	r = polkit_verify(message, "org.safecad.export", &token->context->polkit_queries, error);
+	if (r <= 0)
+		return r < 0 ? r : 1;
 	size = i2d_X509(current->x509, &der);
 	if (size <= 0)
 		return -ENOMEM;

@@ -10,6 +10,7 @@
 #include "jobs.h"
 #include "modules.h"
 #include "pcsc-watch.h"
+#include "polkit.h"
 #include "profiles.h"
 #include "scanner.h"
 
@@ -39,6 +40,7 @@ typedef struct Context {
 	size_t n_rescans;
 
 	JobQueue *jobs;
+	PolkitQuery *polkit_queries;
 	/* Every activation journal on disk (interrupted ones, and those
 	 * running): reread after each activation. */
 	json_t *journals;

@@ -26,6 +26,7 @@ static void context_clear(Context *context)
 	context->pcsc = pcsc_watch_free(context->pcsc);
 	context->scanner = scanner_free(context->scanner);
 	manager_clear(context);
+	polkit_queries_free(&context->polkit_queries);
 	modules_clear(&context->modules);
 	context->token_slot = sd_bus_slot_unref(context->token_slot);
 	context->object_manager_slot = sd_bus_slot_unref(context->object_manager_slot);

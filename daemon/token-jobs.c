@@ -259,6 +259,10 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 	bool keep_previous = true, allow_final_try = false;
 	Job *job = NULL;
 
+	/* A call that polkit held comes through here again, read anew. */
+	r = sd_bus_message_rewind(message, true);
+	if (r < 0)
+		return r;
 	r = sd_bus_message_read(message, "sh", &action_id, &pin_fd);
 	if (r < 0)
 		return r;
@@ -299,6 +303,9 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 	r = check_busy(token, error);
 	if (r < 0)
 		return r;
+	r = polkit_verify(message, "org.safecad.activate", &token->context->polkit_queries, error);
+	if (r <= 0)
+		return r < 0 ? r : 1;
 
 	r = job_for_token(token, JOB_ACTIVATE, &job);
 	if (r < 0)
