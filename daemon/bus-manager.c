@@ -5,6 +5,7 @@
 
 #include "build-config.h"
 #include "bus-names.h"
+#include "log-event.h"
 #include "log.h"
 #include "macro.h"
 #include "history.h"
@@ -34,7 +35,8 @@ static void token_remove_at(Context *context, size_t index)
 	Token *token = context->tokens[index];
 	int r;
 
-	log_info("Token %s (%s) removed.", token->info.serial, token->info.label);
+	log_event(LOG_INFO, SAFECAD_MESSAGE_TOKEN_REMOVED, token->info.serial, NULL, NULL,
+		  "Token %s (%s) removed.", token->info.serial, token->info.label);
 	r = sd_bus_emit_signal(context->bus, SAFECAD_MANAGER_PATH, SAFECAD_MANAGER_INTERFACE,
 			       "TokenRemoved", "os", token->path, token->info.serial);
 	if (r < 0)
@@ -60,8 +62,9 @@ static int token_add(Context *context, TokenInfo *info)
 	if (r < 0)
 		return r;
 	context->tokens[context->n_tokens++] = token;
-	log_info("Token %s (%s) added, %zu certificate(s).", token->info.serial, token->info.label,
-		 token->info.n_certificates);
+	log_event(LOG_INFO, SAFECAD_MESSAGE_TOKEN_ADDED, token->info.serial, NULL, NULL,
+		  "Token %s (%s) added, %zu certificate(s).", token->info.serial, token->info.label,
+		  token->info.n_certificates);
 	(void)sd_bus_emit_object_added(context->bus, token->path);
 	r = sd_bus_emit_signal(context->bus, SAFECAD_MANAGER_PATH, SAFECAD_MANAGER_INTERFACE,
 			       "TokenAdded", "os", token->path, token->info.serial);
@@ -115,6 +118,7 @@ void manager_apply_scan(Context *context, TokenList *list)
 			bool returned = !token->present;
 			token_update(token, info);
 			token_set_present(token, true);
+			token_check_expiry(token);
 			if (returned)
 				token_start_check(token);
 			continue;
@@ -124,6 +128,7 @@ void manager_apply_scan(Context *context, TokenList *list)
 			log_error_errno(r, "Cannot add token %s: %m", info->serial);
 		else {
 			listing_changed = true;
+			token_check_expiry(context->tokens[context->n_tokens - 1]);
 			token_start_check(context->tokens[context->n_tokens - 1]);
 		}
 	}

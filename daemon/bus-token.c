@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "time-util.h"
 #include "journal.h"
+#include "log-event.h"
 #include "token.h"
 
 int token_new(Context *context, TokenInfo *info, Token **ret)
@@ -99,6 +100,7 @@ Token *token_free(Token *token)
 		return NULL;
 	json_decref(token->pending);
 	json_decref(token->running);
+	free(token->warned_sha256);
 	token_info_clear(&token->info);
 	free(token->path);
 	free(token);
@@ -152,6 +154,49 @@ void token_update(Token *token, TokenInfo *info)
 			log_warning_errno(r, "Cannot emit PropertiesChanged for %s: %m, ignoring.",
 					  token->path);
 	}
+}
+
+void token_check_expiry(Token *token)
+{
+	const Config *config = &token->context->config;
+	int64_t now = time(NULL);
+	const CertificateEntry *current = token_info_current(&token->info, now);
+	int64_t days;
+	int threshold = -1;
+	int r;
+
+	if (!current || !token->present)
+		return;
+	days = days_until(current->not_after, now);
+	/* The smallest threshold reached; 0 stands for "expired". */
+	if (days < 0)
+		threshold = 0;
+	else
+		for (size_t i = 0; i < config->n_warn_days; i++)
+			if (days <= (int64_t)config->warn_days[i] &&
+			    (threshold < 0 || (int)config->warn_days[i] < threshold))
+				threshold = (int)config->warn_days[i];
+	if (threshold < 0)
+		return;
+	if (streq_ptr(token->warned_sha256, current->sha256) && token->warned_days <= threshold)
+		return;
+	free(token->warned_sha256);
+	token->warned_sha256 = strdup(current->sha256);
+	token->warned_days = threshold;
+	if (days < 0)
+		log_event(LOG_WARNING, SAFECAD_MESSAGE_EXPIRY_WARNING, token->info.serial, NULL,
+			  current->serial,
+			  "The certificate %s on token %s expired %lld day(s) ago.",
+			  current->serial, token->info.serial, (long long)-days);
+	else
+		log_event(LOG_WARNING, SAFECAD_MESSAGE_EXPIRY_WARNING, token->info.serial, NULL,
+			  current->serial, "The certificate %s on token %s expires in %lld day(s).",
+			  current->serial, token->info.serial, (long long)days);
+	r = sd_bus_emit_signal(token->context->bus, token->path, SAFECAD_TOKEN_INTERFACE,
+			       "ExpiryWarning", "si", current->serial,
+			       (int32_t)(days < INT32_MIN ? INT32_MIN : days));
+	if (r < 0)
+		log_debug_errno(r, "Cannot emit ExpiryWarning: %m");
 }
 
 static int find_token(sd_bus *bus, const char *path, const char *interface, void *userdata,

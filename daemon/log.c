@@ -34,6 +34,11 @@ void log_open(void)
 		max_level = LOG_DEBUG;
 }
 
+bool log_to_journal(void)
+{
+	return prefix_priority;
+}
+
 void log_set_max_level(int level)
 {
 	max_level = level;

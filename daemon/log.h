@@ -8,6 +8,10 @@
 void log_open(void);
 void log_set_max_level(int level);
 
+/* Whether stderr is the journal's stream (structured entries can go there
+ * directly). */
+bool log_to_journal(void);
+
 /* Logs at a syslog level; %m is the text of -error when error != 0.
  * Returns -abs(error), so a failure is logged and returned in one line. */
 int log_internal(int level, int error, const char *format, ...) _printf_(3, 4);

@@ -82,8 +82,10 @@ static int on_daily(sd_event_source *source, uint64_t usec, void *userdata)
 {
 	Context *context = userdata;
 
-	for (size_t i = 0; i < context->n_tokens; i++)
+	for (size_t i = 0; i < context->n_tokens; i++) {
+		token_check_expiry(context->tokens[i]);
 		token_start_check(context->tokens[i]);
+	}
 	return sd_event_source_set_time_relative(source, DAILY_USEC);
 }
 

@@ -8,6 +8,7 @@
 #include "bus-manager.h"
 #include "bus-names.h"
 #include "journal.h"
+#include "log-event.h"
 #include "log.h"
 #include "macro.h"
 #include "token.h"
@@ -89,9 +90,15 @@ static void on_check_done(Context *context, Token *token, Job *job)
 		json_decref(token->pending);
 		token->pending = json_incref(job->pending);
 		emit(token, "Pending");
-		if (json_array_size(job->pending) > 0)
-			log_info("Token %s: %zu action(s) pending at the CA.", job->token_serial,
-				 json_array_size(job->pending));
+		size_t i;
+		json_t *entry;
+		json_array_foreach(job->pending, i, entry)
+		    log_event(LOG_NOTICE, SAFECAD_MESSAGE_ACTION_PENDING, job->token_serial,
+			      json_string_value(json_object_get(entry, "id")),
+			      json_string_value(json_object_get(entry, "replaces")),
+			      "Token %s: the CA has %s action %s waiting.", job->token_serial,
+			      strempty(json_string_value(json_object_get(entry, "type"))),
+			      strempty(json_string_value(json_object_get(entry, "id"))));
 	}
 	if (job->request) {
 		_cleanup_free_ char *text =
@@ -112,8 +119,10 @@ static void on_activate_done(Token *token, Job *job)
 		(void)scanner_request(token->context->scanner);
 	}
 	if (job->error_name) {
-		log_warning("Activation on token %s failed: %s", job->token_serial,
-			    strempty(job->error_message));
+		log_event(LOG_WARNING, SAFECAD_MESSAGE_ACTIVATION_FAILED, job->token_serial,
+			  job->action_id, NULL, "Activation %s on token %s failed: %s",
+			  strempty(job->action_id), job->token_serial,
+			  strempty(job->error_message));
 		if (token)
 			(void)sd_bus_emit_signal(token->context->bus, token->path,
 						 SAFECAD_TOKEN_INTERFACE, "ActivationFinished",
@@ -125,11 +134,13 @@ static void on_activate_done(Token *token, Job *job)
 		return;
 	}
 	result = json_dumps(job->result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	log_info("Activation %s on token %s done: new certificate %s%s.", job->action_id,
-		 job->token_serial,
-		 strempty(json_string_value(json_object_get(job->result, "new_serial"))),
-		 json_is_true(json_object_get(job->result, "confirmed")) ? ", confirmed"
-									 : ", NOT confirmed");
+	log_event(LOG_NOTICE, SAFECAD_MESSAGE_ACTIVATION_DONE, job->token_serial, job->action_id,
+		  json_string_value(json_object_get(job->result, "new_serial")),
+		  "Activation %s on token %s done: new certificate %s%s.", job->action_id,
+		  job->token_serial,
+		  strempty(json_string_value(json_object_get(job->result, "new_serial"))),
+		  json_is_true(json_object_get(job->result, "confirmed")) ? ", confirmed"
+									  : ", NOT confirmed");
 	if (token) {
 		/* Confirmed: the CA no longer lists it. */
 		if (json_is_true(json_object_get(job->result, "confirmed")) && token->pending) {

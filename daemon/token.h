@@ -13,9 +13,11 @@ struct Token {
 	char *path;
 	TokenInfo info;
 	bool present;
-	Job *job;	 /* running on this token, or NULL */
-	json_t *pending; /* the CA's entries; [] until asked */
-	json_t *running; /* {"action","step"} of the activation running now */
+	Job *job;	     /* running on this token, or NULL */
+	json_t *pending;     /* the CA's entries; [] until asked */
+	json_t *running;     /* {"action","step"} of the activation running now */
+	char *warned_sha256; /* the certificate last warned about, */
+	int warned_days;     /* and at which threshold */
 };
 
 int token_new(Context *context, TokenInfo *info, Token **ret);
@@ -35,6 +37,10 @@ bool token_has_journal(const Token *token);
 
 /* Handles a job's progress and end (the job queue's handler). */
 void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata);
+
+/* Warns (journal entry, ExpiryWarning signal) when the current certificate
+ * has crossed one of [expiry] warn_days since the last warning. */
+void token_check_expiry(Token *token);
 
 /* Asks the CA what is pending for the token, in the background. */
 void token_start_check(Token *token);
