@@ -679,8 +679,9 @@ static int write_certificate(Activation *a, X509 *certificate)
 							    a->new_key_id_size, label);
 		if (r < 0)
 			return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
-					"Cannot write the new certificate to the token: %s",
-					strerror(-r));
+					"Cannot write the new certificate to token %s: %s",
+					job->token_serial,
+					r == -ENODEV ? "it was pulled out" : strerror(-r));
 	}
 	json_object_set_new(a->journal, "new_serial", json_string(new_serial));
 	entry = json_pack("{s:O,s:O?,s:s,s:s,s:s,s:n,s:o}", "action",

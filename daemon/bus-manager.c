@@ -178,10 +178,11 @@ void manager_complete_rescans(Context *context, uint64_t generation)
 	for (size_t i = 0; i < context->n_rescans; i++) {
 		PendingRescan *p = &context->rescans[i];
 		if (p->generation <= generation) {
-			int r = sd_bus_reply_method_return(p->message, NULL);
+			int r = sd_bus_send(NULL, p->reply, NULL);
 			if (r < 0)
-				log_debug_errno(r, "Cannot answer Rescan(): %m, ignoring.");
-			sd_bus_message_unref(p->message);
+				log_debug_errno(
+				    r, "Cannot send a reply held for a scan: %m, ignoring.");
+			sd_bus_message_unref(p->reply);
 		} else
 			context->rescans[kept++] = *p;
 	}
@@ -200,7 +201,7 @@ void manager_set_hotplug(Context *context, bool enabled)
 void manager_clear(Context *context)
 {
 	for (size_t i = 0; i < context->n_rescans; i++)
-		sd_bus_message_unref(context->rescans[i].message);
+		sd_bus_message_unref(context->rescans[i].reply);
 	free(context->rescans);
 	context->rescans = NULL;
 	context->n_rescans = 0;
@@ -211,23 +212,36 @@ void manager_clear(Context *context)
 	context->n_tokens = 0;
 }
 
-static int method_rescan(sd_bus_message *message, void *userdata, sd_bus_error *error)
+int manager_reply_after_scan(Context *context, sd_bus_message *reply)
 {
-	Context *context = userdata;
 	PendingRescan *rescans;
 
 	if (context->n_rescans >= MAX_PENDING_RESCANS)
-		return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-					"Too many rescans are waiting; try again shortly.");
+		return -EBUSY;
 	rescans = realloc(context->rescans, (context->n_rescans + 1) * sizeof(PendingRescan));
 	if (!rescans)
 		return -ENOMEM;
 	context->rescans = rescans;
 	context->rescans[context->n_rescans++] = (PendingRescan){
-	    .message = sd_bus_message_ref(message),
+	    .reply = sd_bus_message_ref(reply),
 	    .generation = scanner_request(context->scanner),
 	};
-	return 1;
+	return 0;
+}
+
+static int method_rescan(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_return(message, &reply);
+	if (r < 0)
+		return r;
+	r = manager_reply_after_scan(userdata, reply);
+	if (r == -EBUSY)
+		return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+					"Too many rescans are waiting; try again shortly.");
+	return r < 0 ? r : 1;
 }
 
 static int method_get_history(sd_bus_message *message, void *userdata, sd_bus_error *error)

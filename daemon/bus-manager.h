@@ -11,7 +11,11 @@ int bus_manager_register(Context *context);
  * Takes ownership of list's items. */
 void manager_apply_scan(Context *context, TokenList *list);
 
-/* Answers the Rescan() calls that a scan of this generation covers. */
+/* Sends reply once a scan that starts now has landed. -EBUSY when too
+ * many replies wait. */
+int manager_reply_after_scan(Context *context, sd_bus_message *reply);
+
+/* Sends the replies that a scan of this generation covers. */
 void manager_complete_rescans(Context *context, uint64_t generation);
 
 /* After a job ends: a pulled token with nothing left to show goes. */

@@ -16,9 +16,11 @@
 
 typedef struct Token Token;
 
-/* A Rescan() call waiting for a scan that started after it. */
+/* A reply held until a scan that started after it has landed, so the
+ * caller reads the tokens as they are now (Rescan(), and an activation's
+ * new certificate). */
 typedef struct PendingRescan {
-	sd_bus_message *message;
+	sd_bus_message *reply;
 	uint64_t generation;
 } PendingRescan;
 

@@ -160,8 +160,18 @@ static void on_activate_done(Token *token, Job *job)
 					 "ActivationFinished", "ssss", job->action_id,
 					 strempty(result), "", "");
 	}
-	if (job->request)
-		(void)sd_bus_reply_method_return(job->request, "s", strempty(result));
+	if (job->request) {
+		_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+		int r = sd_bus_message_new_method_return(job->request, &reply);
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "s", strempty(result));
+		/* The caller's next look at the token shows the new
+		 * certificate: the reply waits for the rescan. */
+		if (r >= 0 && (!token || manager_reply_after_scan(token->context, reply) < 0))
+			r = sd_bus_send(NULL, reply, NULL);
+		if (r < 0)
+			log_warning_errno(r, "Cannot answer Activate(): %m");
+	}
 }
 
 void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
