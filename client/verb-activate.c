@@ -380,8 +380,10 @@ int verb_activate(int argc, char *argv[])
 	if (!action_id && json_is_object(activation))
 		action_id = str(activation, "action");
 
-	if (!action_id || !json_is_object(activation) ||
-	    !streq(str(activation, "action"), action_id)) {
+	/* Named, with no questions: the daemon asks the CA itself, so there
+	 * is nothing to show first. */
+	if (!(action_id && arg_yes) && (!action_id || !json_is_object(activation) ||
+					!streq(str(activation, "action"), action_id))) {
 		r = call_check(bus, token, &pending);
 		if (r != 0)
 			return r;
