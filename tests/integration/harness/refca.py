@@ -5,6 +5,7 @@ file descriptor, and independent checks of what is on the token
 (pkcs11-tool, openssl)."""
 
 import base64
+import ctypes
 import datetime
 import hashlib
 import ipaddress
@@ -63,6 +64,13 @@ def _key_pem(key):
                              serialization.NoEncryption())
 
 
+def _die_with_parent():
+    """In the child: SIGTERM when the test process dies (a killed pytest
+    leaves no CA behind)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class RefCA:
     """A running reference CA; the admin API's methods are on `.admin`,
     the most used ones here too."""
@@ -91,7 +99,8 @@ class RefCA:
         argv += self.extra_args
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._log, start_new_session=True)
+                                     stderr=self._log, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().decode().strip() if ready else ""
         if not line.startswith(("http://", "https://")):
@@ -173,8 +182,8 @@ def refca(world, pki):
     daemon configuration (profile, short network limits) pointing at it.
     The daemon is not started."""
     ca = RefCA(os.path.join(world.dir, "refca"), pki).start()
-    configure(world, ca)
     try:
+        configure(world, ca)
         yield ca
     finally:
         rc = ca.stop()
