@@ -98,6 +98,7 @@ Token *token_free(Token *token)
 {
 	if (!token)
 		return NULL;
+	job_free(token->next_job);
 	json_decref(token->pending);
 	json_decref(token->running);
 	free(token->warned_sha256);

@@ -63,6 +63,8 @@ Job *job_free(Job *job)
 	json_decref(job->pending);
 	json_decref(job->result);
 	sd_bus_message_unref(job->request);
+	for (size_t i = 0; i < job->n_waiters; i++)
+		sd_bus_message_unref(job->waiters[i]);
 	free(job);
 	return NULL;
 }

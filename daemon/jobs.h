@@ -60,6 +60,10 @@ struct Job {
 
 	/* The main loop's. */
 	sd_bus_message *request;
+	/* More Check() calls that came while this check ran: they get its
+	 * answer. */
+	sd_bus_message *waiters[16];
+	size_t n_waiters;
 	JobQueue *queue;
 	pthread_t thread;
 };

@@ -81,9 +81,12 @@ static void on_check_done(Context *context, Token *token, Job *job)
 	if (job->error_name) {
 		log_warning("Asking the CA about token %s failed: %s", job->token_serial,
 			    strempty(job->error_message));
-		if (job->request)
-			(void)sd_bus_reply_method_errorf(job->request, job->error_name, "%s",
-							 strempty(job->error_message));
+		for (size_t i = 0; i <= job->n_waiters; i++) {
+			sd_bus_message *m = i == 0 ? job->request : job->waiters[i - 1];
+			if (m)
+				(void)sd_bus_reply_method_errorf(m, job->error_name, "%s",
+								 strempty(job->error_message));
+		}
 		return;
 	}
 	if (token) {
@@ -100,10 +103,11 @@ static void on_check_done(Context *context, Token *token, Job *job)
 			      strempty(json_string_value(json_object_get(entry, "type"))),
 			      strempty(json_string_value(json_object_get(entry, "id"))));
 	}
-	if (job->request) {
-		_cleanup_free_ char *text =
-		    json_dumps(job->pending, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		(void)sd_bus_reply_method_return(job->request, "s", text ? text : "[]");
+	_cleanup_free_ char *text = json_dumps(job->pending, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	for (size_t i = 0; i <= job->n_waiters; i++) {
+		sd_bus_message *m = i == 0 ? job->request : job->waiters[i - 1];
+		if (m)
+			(void)sd_bus_reply_method_return(m, "s", text ? text : "[]");
 	}
 }
 
@@ -202,11 +206,26 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 		on_check_done(context, token, job);
 	else
 		on_activate_done(token, job);
-	if (token) {
-		emit(token, "Busy");
-		manager_forget_if_gone(context, token);
-	}
 	job_free(job);
+	if (!token)
+		return;
+	/* An activation that came while a check ran goes now. */
+	if (token->next_job) {
+		Job *next = TAKE_PTR(token->next_job);
+		if (!token->present) {
+			(void)sd_bus_reply_method_errorf(next->request, SAFECAD_ERROR_TOKEN_GONE,
+							 "Token %s is not plugged in.",
+							 token->info.serial);
+			job_free(next);
+		} else if (job_start(context->jobs, next) < 0) {
+			(void)sd_bus_reply_method_errorf(next->request, SAFECAD_ERROR_FAILED,
+							 "Cannot start the activation.");
+			job_free(next);
+		} else
+			token->job = next;
+	}
+	emit(token, "Busy");
+	manager_forget_if_gone(context, token);
 }
 
 static int start(Token *token, Job *job, sd_bus_message *request)
@@ -258,6 +277,12 @@ int method_check(sd_bus_message *message, void *userdata, sd_bus_error *error)
 	Job *job = NULL;
 	int r;
 
+	/* A check already running answers this call too. */
+	if (token->present && token->job && token->job->kind == JOB_CHECK &&
+	    token->job->n_waiters < ELEMENTSOF(token->job->waiters)) {
+		token->job->waiters[token->job->n_waiters++] = sd_bus_message_ref(message);
+		return 1;
+	}
 	r = check_busy(token, error);
 	if (r < 0)
 		return r;
@@ -326,9 +351,15 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 	if (!action_id_valid(action_id))
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
 					 "\"%.64s\" is not an action id.", action_id);
-	r = check_busy(token, error);
-	if (r < 0)
-		return r;
+	/* Behind a running check (the one made on insert, say) the
+	 * activation waits its turn; behind anything else it is refused. */
+	bool after_check =
+	    token->present && token->job && token->job->kind == JOB_CHECK && !token->next_job;
+	if (!after_check) {
+		r = check_busy(token, error);
+		if (r < 0)
+			return r;
+	}
 	r = polkit_verify(message, "org.safecad.activate", &token->context->polkit_queries, error);
 	if (r <= 0)
 		return r < 0 ? r : 1;
@@ -345,5 +376,14 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 		return -ENOMEM;
 	}
 	log_info("Activating action %s on token %s.", action_id, token->info.serial);
+	if (token->job) {
+		if (token->job->kind != JOB_CHECK || token->next_job) {
+			job_free(job);
+			return check_busy(token, error);
+		}
+		job->request = sd_bus_message_ref(message);
+		token->next_job = job;
+		return 1;
+	}
 	return start(token, job, message);
 }
