@@ -213,6 +213,11 @@ static int run(void)
 	r = sd_bus_open_system(&context.bus);
 	if (r < 0)
 		return log_error_errno(r, "Failed to connect to the system bus: %m");
+	/* Without the bus there is no service: stop, and let systemd start
+	 * it again. */
+	r = sd_bus_set_exit_on_disconnect(context.bus, true);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the bus connection: %m");
 	r = sd_bus_attach_event(context.bus, context.event, SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the bus to the loop: %m");
@@ -238,6 +243,8 @@ static int run(void)
 	(void)sd_notify(false, "STOPPING=1");
 	if (r < 0)
 		return log_error_errno(r, "Event loop failed: %m");
+	if (r > 0)
+		return log_error_errno(ECONNRESET, "Lost the connection to the system bus.");
 	return 0;
 }
 

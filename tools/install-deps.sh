@@ -15,6 +15,11 @@ packages=(
   python3-cryptography util-linux procps
   # the benchmark's peer
   certmonger
+  # system integration: man pages, the .pc files and DTDs the install and its
+  # tests use, the tools that check each file (systemd-analyze comes with
+  # systemd, node with the machine)
+  scdoc libdbus-1-dev bash-completion polkitd libxml2-utils desktop-file-utils
+  systemd man-db
 )
 
 missing=()
