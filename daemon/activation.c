@@ -837,7 +837,7 @@ void job_run_activate(Job *job)
 {
 	Activation a = {.job = job};
 
-	pthread_rwlock_rdlock(&job->modules->lock);
+	modules_use(job->modules);
 	activation_run(&a);
 	/* Nothing changed before the key was ready: no need to remember,
 	 * unless a key id is journaled (the key may exist: the next attempt
@@ -846,5 +846,5 @@ void job_run_activate(Job *job)
 	    !json_object_get(a.journal, "new_key_id"))
 		(void)journal_remove(a.journal);
 	activation_clear(&a);
-	pthread_rwlock_unlock(&job->modules->lock);
+	modules_release(job->modules);
 }

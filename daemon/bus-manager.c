@@ -212,7 +212,7 @@ void manager_clear(Context *context)
 	context->n_tokens = 0;
 }
 
-int manager_reply_after_scan(Context *context, sd_bus_message *reply, bool reload)
+int manager_reply_after_scan(Context *context, sd_bus_message *reply)
 {
 	PendingRescan *rescans;
 
@@ -224,7 +224,7 @@ int manager_reply_after_scan(Context *context, sd_bus_message *reply, bool reloa
 	context->rescans = rescans;
 	context->rescans[context->n_rescans++] = (PendingRescan){
 	    .reply = sd_bus_message_ref(reply),
-	    .generation = scanner_request(context->scanner, reload),
+	    .generation = scanner_request(context->scanner),
 	};
 	return 0;
 }
@@ -237,7 +237,7 @@ static int method_rescan(sd_bus_message *message, void *userdata, sd_bus_error *
 	r = sd_bus_message_new_method_return(message, &reply);
 	if (r < 0)
 		return r;
-	r = manager_reply_after_scan(userdata, reply, true);
+	r = manager_reply_after_scan(userdata, reply);
 	if (r == -EBUSY)
 		return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 					"Too many rescans are waiting; try again shortly.");

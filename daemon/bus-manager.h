@@ -13,7 +13,7 @@ void manager_apply_scan(Context *context, TokenList *list);
 
 /* Sends reply once a scan that starts now has landed. -EBUSY when too
  * many replies wait. */
-int manager_reply_after_scan(Context *context, sd_bus_message *reply, bool reload);
+int manager_reply_after_scan(Context *context, sd_bus_message *reply);
 
 /* Sends the replies that a scan of this generation covers. */
 void manager_complete_rescans(Context *context, uint64_t generation);

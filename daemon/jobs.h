@@ -43,7 +43,7 @@ struct Job {
 	char *token_manufacturer;
 	char *token_model;
 	char *module_path;
-	Modules *modules; /* held for reading while the job uses a module */
+	Modules *modules; /* used (loaded) for as long as the job runs */
 	CaNetwork network;
 	JobCertificate *certificates;
 	size_t n_certificates;

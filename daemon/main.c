@@ -102,7 +102,7 @@ static void on_pcsc_changed(void *userdata)
 {
 	Context *context = userdata;
 
-	(void)scanner_request(context->scanner, true);
+	(void)scanner_request(context->scanner);
 }
 
 static void on_pcsc_state(bool enabled, void *userdata)

@@ -85,23 +85,14 @@ int modules_load(char *const *paths, Modules *ret)
 	modules.items = calloc(n ? n : 1, sizeof(Module));
 	if (!modules.items)
 		return -ENOMEM;
-	pthread_rwlock_init(&modules.lock, NULL);
+	pthread_mutex_init(&modules.lock, NULL);
 	for (size_t i = 0; i < n; i++) {
-		Module *m = &modules.items[modules.n_items];
-		int r;
-
-		m->path = strdup(paths[i]);
-		if (!m->path) {
+		modules.items[i].path = strdup(paths[i]);
+		if (!modules.items[i].path) {
 			modules_clear(&modules);
 			return -ENOMEM;
 		}
 		modules.n_items++;
-		r = module_open(m);
-		if (r < 0)
-			log_warning_errno(r, "Cannot load PKCS#11 module %s, skipping it.",
-					  m->path);
-		else
-			log_debug("Loaded PKCS#11 module %s.", m->path);
 	}
 	*ret = modules;
 	return 0;
@@ -116,27 +107,36 @@ void modules_clear(Modules *modules)
 		free(modules->items[i].path);
 	}
 	if (modules->items)
-		pthread_rwlock_destroy(&modules->lock);
+		pthread_mutex_destroy(&modules->lock);
 	free(modules->items);
 	*modules = (Modules){};
 }
 
-void modules_reload(Modules *modules)
+void modules_use(Modules *modules)
 {
-	for (size_t i = 0; i < modules->n_items; i++) {
-		Module *m = &modules->items[i];
-		bool was_loaded = m->ctx;
-		int r;
+	pthread_mutex_lock(&modules->lock);
+	if (modules->users++ == 0)
+		for (size_t i = 0; i < modules->n_items; i++) {
+			Module *m = &modules->items[i];
+			int r = module_open(m);
+			/* Said when it changes, not at every scan. */
+			if (r < 0 && !m->failed)
+				log_warning_errno(r, "Cannot load PKCS#11 module %s, skipping it.",
+						  m->path);
+			else if (r >= 0 && m->failed)
+				log_info("PKCS#11 module %s loads now.", m->path);
+			m->failed = r < 0;
+		}
+	pthread_mutex_unlock(&modules->lock);
+}
 
-		module_close(m);
-		r = module_open(m);
-		/* Say so only when it changes, not at every rescan. */
-		if (r < 0 && was_loaded)
-			log_warning_errno(r, "Cannot load PKCS#11 module %s again, skipping it.",
-					  m->path);
-		else if (r >= 0 && !was_loaded)
-			log_info("PKCS#11 module %s loads now.", m->path);
-	}
+void modules_release(Modules *modules)
+{
+	pthread_mutex_lock(&modules->lock);
+	if (--modules->users == 0)
+		for (size_t i = 0; i < modules->n_items; i++)
+			module_close(&modules->items[i]);
+	pthread_mutex_unlock(&modules->lock);
 }
 
 /* CK_TOKEN_INFO's text fields are blank-padded, not NUL-terminated. */

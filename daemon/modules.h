@@ -22,30 +22,36 @@ typedef struct Module {
 	/* p11-kit's proxy hands every C_GetFunctionList caller an instance
 	 * of its own, which that caller initializes and finalizes. */
 	bool initialized_by_us;
+	bool failed; /* the last load failed (said once) */
 } Module;
 
+/* The modules are loaded only while something uses them (a scan, a job)
+ * and unloaded when the last user is done: many modules (SoftHSM among
+ * them) see tokens made or removed only after C_Initialize, so every scan
+ * after an idle spell reads them afresh; and idle, safecad holds no
+ * module in memory. */
 typedef struct Modules {
 	Module *items;
 	size_t n_items;
-	/* Jobs on tokens hold it for reading while they use a module; a
-	 * reload, which pulls every module out, needs it for writing. */
-	pthread_rwlock_t lock;
+	pthread_mutex_t lock; /* guards users and loading */
+	unsigned users;
 } Modules;
 
-/* Loads each module; one that cannot be loaded is kept, unloaded, with a
- * warning, and tried again at every reload. */
+/* Names the modules; nothing is loaded until the first use. */
 int modules_load(char *const *paths, Modules *ret);
 void modules_clear(Modules *modules);
 
-/* Unloads and loads every module again: many modules (SoftHSM among
- * them) see tokens made or removed only after C_Initialize. Expects the
- * lock held for writing. */
-void modules_reload(Modules *modules);
+/* Counts a user, loading the modules when there was none. A module that
+ * cannot be loaded is skipped, with a warning when that changes. */
+void modules_use(Modules *modules);
+/* The last user unloads them. */
+void modules_release(Modules *modules);
 
-/* The function list of the module loaded from path, or NULL. Expects the
- * lock held (for reading at least) while it is used. */
+/* The function list of the module loaded from path, or NULL. Only
+ * between modules_use() and modules_release(). */
 CK_FUNCTION_LIST_PTR modules_functions(Modules *modules, const char *path);
 
-/* Reads every initialized token of every module. A token that two modules
- * show (a module and p11-kit's proxy for it) is listed once. */
+/* Reads every initialized token of every module (between use and
+ * release). A token that two modules show (a module and p11-kit's proxy
+ * for it) is listed once. */
 int modules_scan(Modules *modules, const Profiles *profiles, TokenList *ret);

@@ -137,11 +137,12 @@ int polkit_verify(sd_bus_message *m, const char *action, PolkitQuery **queries, 
 	uid_t uid;
 	int r;
 
-	/* The uid the bus driver reports: under ProtectProc=invisible the
-	 * service cannot read the caller's /proc entry for anything else. */
-	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID, &creds);
+	/* The bus driver reports the connection's effective uid
+	 * (GetConnectionCredentials' UnixUserID): nothing needs the caller's
+	 * /proc entry, which ProtectProc=invisible hides. */
+	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
 	if (r >= 0)
-		r = sd_bus_creds_get_uid(creds, &uid);
+		r = sd_bus_creds_get_euid(creds, &uid);
 	if (r < 0)
 		return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
 					"The caller cannot be identified.");

@@ -19,7 +19,6 @@ struct Scanner {
 	/* Under lock. */
 	uint64_t requested;
 	uint64_t started;
-	bool reload; /* a request since the last scan wants the modules reloaded */
 	bool stop;
 	TokenList *result;
 	uint64_t result_generation;
@@ -39,7 +38,6 @@ static void *scanner_thread(void *userdata)
 	for (;;) {
 		TokenList *list;
 		uint64_t generation;
-		bool reload;
 		int r;
 
 		while (!s->stop && s->started >= s->requested)
@@ -47,21 +45,12 @@ static void *scanner_thread(void *userdata)
 		if (s->stop)
 			break;
 		generation = s->started = s->requested;
-		reload = s->reload;
-		s->reload = false;
 		pthread_mutex_unlock(&s->lock);
 
 		list = calloc(1, sizeof(TokenList));
-		/* A reload would pull the module out from under a job on
-		 * another token: while one runs, read without reloading. */
-		if (reload && pthread_rwlock_trywrlock(&s->modules->lock) == 0) {
-			modules_reload(s->modules);
-			pthread_rwlock_unlock(&s->modules->lock);
-		} else if (reload)
-			log_debug("A token job is running: rescanning without reloading modules.");
-		pthread_rwlock_rdlock(&s->modules->lock);
+		modules_use(s->modules);
 		r = list ? modules_scan(s->modules, s->profiles, list) : -ENOMEM;
-		pthread_rwlock_unlock(&s->modules->lock);
+		modules_release(s->modules);
 		if (r < 0) {
 			log_error_errno(r, "Token scan failed: %m");
 			token_list_free(list);
@@ -155,13 +144,12 @@ Scanner *scanner_free(Scanner *s)
 	return NULL;
 }
 
-uint64_t scanner_request(Scanner *s, bool reload)
+uint64_t scanner_request(Scanner *s)
 {
 	uint64_t generation;
 
 	pthread_mutex_lock(&s->lock);
 	generation = ++s->requested;
-	s->reload = s->reload || reload;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 	return generation;
@@ -171,8 +159,8 @@ int scanner_scan_now(Scanner *s, TokenList *ret)
 {
 	int r;
 
-	pthread_rwlock_rdlock(&s->modules->lock);
+	modules_use(s->modules);
 	r = modules_scan(s->modules, s->profiles, ret);
-	pthread_rwlock_unlock(&s->modules->lock);
+	modules_release(s->modules);
 	return r;
 }

@@ -21,10 +21,9 @@ int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles, sca
 Scanner *scanner_free(Scanner *scanner);
 
 /* Asks for a rescan; requests that come while one runs are merged into
- * the next. reload: load the modules again first (what a token coming or
- * going needs; a token we wrote to does not). Returns the generation a
- * finished scan must reach to cover this request. */
-uint64_t scanner_request(Scanner *scanner, bool reload);
+ * the next. Returns the generation a finished scan must reach to cover
+ * this request. */
+uint64_t scanner_request(Scanner *scanner);
 
 /* Reads the tokens now, on the calling thread (at start-up). */
 int scanner_scan_now(Scanner *scanner, TokenList *ret);

@@ -120,11 +120,10 @@ static void on_activate_done(Token *token, Job *job)
 		token->running = NULL;
 		reload_journals(token->context);
 		emit(token, "Activation");
-		/* The token changed (a key, a certificate): read it again,
-		 * without reloading the modules. On success the reply below
-		 * waits for this very scan. */
+		/* The token changed (a key, a certificate): read it again.
+		 * On success the reply below waits for this very scan. */
 		if (job->error_name)
-			(void)scanner_request(token->context->scanner, false);
+			(void)scanner_request(token->context->scanner);
 	}
 	if (job->error_name) {
 		log_event(LOG_WARNING, SAFECAD_MESSAGE_ACTIVATION_FAILED, job->token_serial,
@@ -175,8 +174,7 @@ static void on_activate_done(Token *token, Job *job)
 			r = sd_bus_message_append(reply, "s", strempty(result));
 		/* The caller's next look at the token shows the new
 		 * certificate: the reply waits for the rescan. */
-		if (r >= 0 &&
-		    (!token || manager_reply_after_scan(token->context, reply, false) < 0))
+		if (r >= 0 && (!token || manager_reply_after_scan(token->context, reply) < 0))
 			r = sd_bus_send(NULL, reply, NULL);
 		if (r < 0)
 			log_warning_errno(r, "Cannot answer Activate(): %m");

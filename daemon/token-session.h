@@ -5,7 +5,7 @@
  * C_Login with our own PIN buffer (exactly one call per PIN), key pair
  * generation with the attributes we choose, objects written and removed.
  * Uses the module instance the scanner loaded (never C_Initialize or
- * C_Finalize here); the caller holds the modules' lock for reading. */
+ * C_Finalize here); the caller holds a use of the modules. */
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>

@@ -15,8 +15,8 @@ struct Token {
 	bool present;
 	Job *job;
 	Job *next_job;
-	    /* an activation waiting for the running check */ /* running on this token, or NULL */
-	json_t *pending;				      /* the CA's entries; [] until asked */
+	/* an activation waiting for the running check */ /* running on this token, or NULL */
+	json_t *pending;				  /* the CA's entries; [] until asked */
 	json_t *running;     /* {"action","step"} of the activation running now */
 	char *warned_sha256; /* the certificate last warned about, */
 	int warned_days;     /* and at which threshold */
