@@ -2,6 +2,7 @@
 #include "bus-manager.h"
 
 #include <stdlib.h>
+#include <systemd/sd-daemon.h>
 
 #include "build-config.h"
 #include "bus-names.h"
@@ -132,8 +133,12 @@ void manager_apply_scan(Context *context, TokenList *list)
 			token_start_check(context->tokens[context->n_tokens - 1]);
 		}
 	}
-	if (listing_changed)
+	if (listing_changed) {
 		emit_tokens_changed(context);
+		/* What "systemctl status" shows. */
+		(void)sd_notifyf(false, "STATUS=%zu token(s), hotplug %s", context->n_tokens,
+				 context->hotplug ? "on" : "off");
+	}
 }
 
 int manager_add_absent_tokens(Context *context)
