@@ -13,6 +13,7 @@
 bool arg_json;
 bool arg_yes;
 int arg_pin_fd = -1;
+int arg_new_pin_fd = -1;
 bool arg_keep_previous = true;
 bool arg_keep_previous_set;
 bool arg_allow_final_try;
@@ -30,48 +31,59 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-    {"status", 1, 1, verb_status, true},       {"show", 1, 2, verb_show, false},
-    {"watch", 1, 1, verb_watch, false},	       {"check", 1, 2, verb_check, false},
-    {"activate", 1, 3, verb_activate, false},  {"renew", 1, 3, verb_activate, false},
-    {"change", 1, 3, verb_activate, false},    {"history", 1, 1, verb_history, false},
-    {"agencies", 1, 66, verb_agencies, false}, {"export", 1, 2, verb_export, false},
+    {"status", 1, 1, verb_status, true},
+    {"show", 1, 2, verb_show, false},
+    {"watch", 1, 1, verb_watch, false},
+    {"check", 1, 2, verb_check, false},
+    {"activate", 1, 3, verb_activate, false},
+    {"renew", 1, 3, verb_activate, false},
+    {"change", 1, 3, verb_activate, false},
+    {"history", 1, 1, verb_history, false},
+    {"agencies", 1, 66, verb_agencies, false},
+    {"export", 1, 2, verb_export, false},
+    {"pin", 1, 3, verb_pin, false},
 };
 
 static void help(void)
 {
-	printf(
-	    _("safectl [OPTIONS] [COMMAND] ...\n\n"
-	      "Look after the certificate tokens that safecad manages.\n\n"
-	      "Commands:\n"
-	      "  status            Show every token, its certificate and days left (default)\n"
-	      "  show [TOKEN]      Show one token in detail, with every certificate\n"
-	      "  watch             Print token events as they come\n"
-	      "  check [TOKEN]     Ask the CA now what is pending for the token\n"
-	      "  activate [TOKEN [ACTION-ID]]\n"
-	      "                    Activate what the CA prepared (renewal or change)\n"
-	      "  renew [TOKEN]     Activate the pending renewal\n"
-	      "  change [TOKEN]    Activate the pending change of information\n"
-	      "  history           List the activations done\n"
-	      "  agencies [done ID...]\n"
-	      "                    Show (or tick) the Step 3 agencies of the latest activation\n"
-	      "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n\n"
-	      "TOKEN is a serial number, a label or a PKCS#11 URI; it may be left out when\n"
-	      "only one token is present.\n\n"
-	      "Options:\n"
-	      "  -h --help         Show this help\n"
-	      "     --version      Show the version\n"
-	      "     --json         Print JSON, the stable form for scripts\n"
-	      "     --yes          Ask no questions (activate)\n"
-	      "     --pin-fd N     Read the PIN from file descriptor N (never give it as an "
-	      "argument)\n"
-	      "     --keep-previous / --no-keep-previous\n"
-	      "                    Ask the CA to keep (or not) the previous certificate's "
-	      "registration\n"
-	      "     --allow-final-try\n"
-	      "                    Log in even when one more wrong PIN locks the token\n"
-	      "     --action ID    The activation that agencies refers to (default: the latest)\n"
-	      "     --der          Export DER instead of PEM\n"
-	      "  -o --output FILE  Export to FILE instead of standard output\n"));
+	printf(_(
+	    "safectl [OPTIONS] [COMMAND] ...\n\n"
+	    "Look after the certificate tokens that safecad manages.\n\n"
+	    "Commands:\n"
+	    "  status            Show every token, its certificate and days left (default)\n"
+	    "  show [TOKEN]      Show one token in detail, with every certificate\n"
+	    "  watch             Print token events as they come\n"
+	    "  check [TOKEN]     Ask the CA now what is pending for the token\n"
+	    "  activate [TOKEN [ACTION-ID]]\n"
+	    "                    Activate what the CA prepared (renewal or change)\n"
+	    "  renew [TOKEN]     Activate the pending renewal\n"
+	    "  change [TOKEN]    Activate the pending change of information\n"
+	    "  history           List the activations done\n"
+	    "  agencies [done ID...]\n"
+	    "                    Show (or tick) the Step 3 agencies of the latest activation\n"
+	    "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n"
+	    "  pin [TOKEN]       Show the PIN status\n"
+	    "  pin change [TOKEN]\n"
+	    "                    Change the PIN (asked without echo, or --pin-fd/--new-pin-fd)\n\n"
+	    "TOKEN is a serial number, a label or a PKCS#11 URI; it may be left out when\n"
+	    "only one token is present.\n\n"
+	    "Options:\n"
+	    "  -h --help         Show this help\n"
+	    "     --version      Show the version\n"
+	    "     --json         Print JSON, the stable form for scripts\n"
+	    "     --yes          Ask no questions (activate)\n"
+	    "     --pin-fd N     Read the PIN from file descriptor N (never give it as an "
+	    "argument)\n"
+	    "     --keep-previous / --no-keep-previous\n"
+	    "                    Ask the CA to keep (or not) the previous certificate's "
+	    "registration\n"
+	    "     --old-pin-fd N, --new-pin-fd M\n"
+	    "                    Read the current and the new PIN from descriptors (pin change)\n"
+	    "     --allow-final-try\n"
+	    "                    Log in even when one more wrong PIN locks the token\n"
+	    "     --action ID    The activation that agencies refers to (default: the latest)\n"
+	    "     --der          Export DER instead of PEM\n"
+	    "  -o --output FILE  Export to FILE instead of standard output\n"));
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -86,6 +98,8 @@ static int parse_argv(int argc, char *argv[])
 		ARG_FINAL_TRY,
 		ARG_ACTION,
 		ARG_DER,
+		ARG_OLD_PIN_FD,
+		ARG_NEW_PIN_FD,
 	};
 	static const struct option options[] = {
 	    {"help", no_argument, NULL, 'h'},
@@ -98,6 +112,8 @@ static int parse_argv(int argc, char *argv[])
 	    {"allow-final-try", no_argument, NULL, ARG_FINAL_TRY},
 	    {"action", required_argument, NULL, ARG_ACTION},
 	    {"der", no_argument, NULL, ARG_DER},
+	    {"old-pin-fd", required_argument, NULL, ARG_OLD_PIN_FD},
+	    {"new-pin-fd", required_argument, NULL, ARG_NEW_PIN_FD},
 	    {"output", required_argument, NULL, 'o'},
 	    {},
 	};
@@ -119,14 +135,19 @@ static int parse_argv(int argc, char *argv[])
 			arg_yes = true;
 			break;
 		case ARG_PIN_FD:
+		case ARG_OLD_PIN_FD:
+		case ARG_NEW_PIN_FD:
 			if (parse_unsigned(optarg, 0, 65535, &fd) < 0 ||
 			    fcntl((int)fd, F_GETFD) < 0) {
 				fprintf(stderr,
-					_("--pin-fd needs an open file descriptor, not \"%s\".\n"),
-					optarg);
+					_("%s needs an open file descriptor, not \"%s\".\n"),
+					c == ARG_NEW_PIN_FD ? "--new-pin-fd" : "--pin-fd", optarg);
 				return -EINVAL;
 			}
-			arg_pin_fd = (int)fd;
+			if (c == ARG_NEW_PIN_FD)
+				arg_new_pin_fd = (int)fd;
+			else
+				arg_pin_fd = (int)fd;
 			break;
 		case ARG_KEEP:
 		case ARG_NO_KEEP:

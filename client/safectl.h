@@ -23,6 +23,7 @@ enum {
 extern bool arg_json;
 extern bool arg_yes;
 extern int arg_pin_fd;
+extern int arg_new_pin_fd;
 extern bool arg_keep_previous;
 extern bool arg_keep_previous_set;
 extern bool arg_allow_final_try;
@@ -71,3 +72,4 @@ int verb_activate(int argc, char *argv[]);
 int verb_history(int argc, char *argv[]);
 int verb_agencies(int argc, char *argv[]);
 int verb_export(int argc, char *argv[]);
+int verb_pin(int argc, char *argv[]);

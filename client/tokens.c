@@ -78,6 +78,10 @@ static int token_json_from_properties(json_t *props, const char *path, json_t **
 	    json_object_get(props, "Uri"), "path", path);
 	if (!token)
 		return -EBADMSG;
+	/* Beyond the fixed members: what `pin` and messages need. */
+	json_object_set(token, "pin_min_length", json_object_get(props, "PinMinLength"));
+	json_object_set(token, "pin_max_length", json_object_get(props, "PinMaxLength"));
+	json_object_set(token, "support", json_object_get(props, "Support"));
 	json_array_foreach(certificates, i, value)
 	{
 		json_t *c = json_pack(

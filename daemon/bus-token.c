@@ -118,7 +118,7 @@ static const char *token_profile_name(const Token *token)
 void token_update(Token *token, TokenInfo *info)
 {
 	TokenInfo *old = &token->info;
-	const char *changed[12];
+	const char *changed[16];
 	size_t n = 0;
 	bool certificates_changed = !token_info_certificates_equal(old, info);
 	_cleanup_free_ char *old_profile = strdup(token_profile_name(token));
@@ -135,6 +135,10 @@ void token_update(Token *token, TokenInfo *info)
 		changed[n++] = "PinStatus";
 	if (old->pin_must_change != info->pin_must_change)
 		changed[n++] = "PinMustChange";
+	if (old->pin_min_length != info->pin_min_length)
+		changed[n++] = "PinMinLength";
+	if (old->pin_max_length != info->pin_max_length)
+		changed[n++] = "PinMaxLength";
 	if (certificates_changed) {
 		changed[n++] = "Certificates";
 		changed[n++] = "CurrentCertificate";
@@ -145,8 +149,10 @@ void token_update(Token *token, TokenInfo *info)
 	token->info = *info;
 	*info = (TokenInfo){};
 
-	if (!streq_ptr(old_profile, token_profile_name(token)))
+	if (!streq_ptr(old_profile, token_profile_name(token))) {
 		changed[n++] = "Profile";
+		changed[n++] = "Support";
+	}
 	changed[n] = NULL;
 	if (n > 0) {
 		int r = sd_bus_emit_properties_changed_strv(
@@ -254,6 +260,30 @@ static int property_string(sd_bus *bus, const char *path, const char *interface,
 	else
 		return -ENOENT;
 	return sd_bus_message_append(reply, "s", value);
+}
+
+static int property_pin_length(sd_bus *bus, const char *path, const char *interface,
+			       const char *property, sd_bus_message *reply, void *userdata,
+			       sd_bus_error *error)
+{
+	Token *token = userdata;
+	unsigned long value = streq(property, "PinMinLength") ? token->info.pin_min_length
+							      : token->info.pin_max_length;
+
+	return sd_bus_message_append(reply, "u", (uint32_t)(value > UINT32_MAX ? 0 : value));
+}
+
+static int property_support(sd_bus *bus, const char *path, const char *interface,
+			    const char *property, sd_bus_message *reply, void *userdata,
+			    sd_bus_error *error)
+{
+	Token *token = userdata;
+	const CertificateEntry *current = token_info_current(&token->info, time(NULL));
+
+	return sd_bus_message_append(reply, "s",
+				     current && current->profile && current->profile->support
+					 ? current->profile->support
+					 : "");
 }
 
 static int property_uri(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -449,6 +479,11 @@ static const sd_bus_vtable token_vtable[] = {
     SD_BUS_PROPERTY("Present", "b", NULL, offsetof(Token, present),
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("PinStatus", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PinMinLength", "u", property_pin_length, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PinMaxLength", "u", property_pin_length, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Support", "s", property_support, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("PinMustChange", "b", NULL, offsetof(Token, info.pin_must_change),
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Profile", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -467,10 +502,15 @@ static const sd_bus_vtable token_vtable[] = {
     SD_BUS_METHOD_WITH_NAMES("Activate", "sha{sv}",
 			     SD_BUS_PARAM(action) SD_BUS_PARAM(pin) SD_BUS_PARAM(options), "s",
 			     SD_BUS_PARAM(result), method_activate, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ChangePin", "hha{sv}",
+			     SD_BUS_PARAM(old_pin) SD_BUS_PARAM(new_pin) SD_BUS_PARAM(options), "",
+			     , method_change_pin, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Export", "", , "ay", SD_BUS_PARAM(certificate), method_export,
 			     SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("ActivationProgress", "ss", SD_BUS_PARAM(action) SD_BUS_PARAM(step),
 			     0),
+    SD_BUS_SIGNAL_WITH_NAMES("ExpiryWarning", "si",
+			     SD_BUS_PARAM(certificate) SD_BUS_PARAM(days_left), 0),
     SD_BUS_SIGNAL_WITH_NAMES(
 	"ActivationFinished", "ssss",
 	SD_BUS_PARAM(action) SD_BUS_PARAM(result) SD_BUS_PARAM(error) SD_BUS_PARAM(message), 0),

@@ -37,6 +37,7 @@ Job *job_new(JobKind kind)
 		return NULL;
 	job->kind = kind;
 	job->pin_fd = -1;
+	job->new_pin_fd = -1;
 	job->keep_previous = true;
 	return job;
 }
@@ -59,6 +60,8 @@ Job *job_free(Job *job)
 	free(job->action_id);
 	if (job->pin_fd >= 0)
 		close(job->pin_fd);
+	if (job->new_pin_fd >= 0)
+		close(job->new_pin_fd);
 	free(job->error_message);
 	json_decref(job->pending);
 	json_decref(job->result);
@@ -139,6 +142,8 @@ static void *job_thread(void *userdata)
 
 	if (job->kind == JOB_CHECK)
 		job_run_check(job);
+	else if (job->kind == JOB_CHANGE_PIN)
+		job_run_change_pin(job);
 	else
 		job_run_activate(job);
 	post(job->queue, job, JOB_EVENT_DONE, NULL);

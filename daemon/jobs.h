@@ -20,6 +20,7 @@
 typedef enum JobKind {
 	JOB_CHECK,
 	JOB_ACTIVATE,
+	JOB_CHANGE_PIN,
 } JobKind;
 
 /* A certificate of the token, as the scan saw it. */
@@ -49,6 +50,7 @@ struct Job {
 	size_t n_certificates;
 	char *action_id; /* NULL: the only activatable one */
 	int pin_fd;
+	int new_pin_fd; /* JOB_CHANGE_PIN */
 	bool keep_previous;
 	bool allow_final_try;
 
@@ -96,3 +98,4 @@ int job_fail(Job *job, const char *error_name, const char *format, ...)
 /* The thread bodies (activation.c). */
 void job_run_check(Job *job);
 void job_run_activate(Job *job);
+void job_run_change_pin(Job *job); /* pin-change.c */

@@ -252,6 +252,8 @@ static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_inf
 	    .pin_final_try = token_info->flags & CKF_USER_PIN_FINAL_TRY,
 	    .pin_locked = token_info->flags & CKF_USER_PIN_LOCKED,
 	    .pin_must_change = token_info->flags & CKF_USER_PIN_TO_BE_CHANGED,
+	    .pin_min_length = token_info->ulMinPinLen,
+	    .pin_max_length = token_info->ulMaxPinLen,
 	};
 	int r;
 

@@ -34,6 +34,8 @@ typedef struct TokenInfo {
 	bool pin_final_try;
 	bool pin_locked;
 	bool pin_must_change;
+	unsigned long pin_min_length; /* 0 when the token does not say */
+	unsigned long pin_max_length;
 	CertificateEntry *certificates; /* latest not_after first */
 	size_t n_certificates;
 } TokenInfo;

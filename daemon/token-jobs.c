@@ -181,6 +181,22 @@ static void on_activate_done(Token *token, Job *job)
 	}
 }
 
+static void on_change_pin_done(Token *token, Job *job)
+{
+	/* The token's PIN flags changed either way. */
+	if (token)
+		(void)scanner_request(token->context->scanner);
+	if (!job->request)
+		return;
+	if (job->error_name) {
+		log_warning("Changing the PIN of token %s failed: %s", job->token_serial,
+			    strempty(job->error_message));
+		(void)sd_bus_reply_method_errorf(job->request, job->error_name, "%s",
+						 strempty(job->error_message));
+	} else
+		(void)sd_bus_reply_method_return(job->request, NULL);
+}
+
 void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 {
 	Context *context = userdata;
@@ -202,6 +218,8 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 		token->job = NULL;
 	if (job->kind == JOB_CHECK)
 		on_check_done(context, token, job);
+	else if (job->kind == JOB_CHANGE_PIN)
+		on_change_pin_done(token, job);
 	else
 		on_activate_done(token, job);
 	job_free(job);
@@ -382,6 +400,62 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 		job->request = sd_bus_message_ref(message);
 		token->next_job = job;
 		return 1;
+	}
+	return start(token, job, message);
+}
+
+int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	Token *token = userdata;
+	int old_fd, new_fd, allow_final_try = false, r;
+	Job *job = NULL;
+
+	r = sd_bus_message_rewind(message, true);
+	if (r >= 0)
+		r = sd_bus_message_read(message, "hh", &old_fd, &new_fd);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(message, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	for (int n = 0; (r = sd_bus_message_enter_container(message, 'e', "sv")) > 0; n++) {
+		const char *key;
+
+		if (n >= CHECK_OPTION_MAX)
+			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+						"Too many options.");
+		r = sd_bus_message_read(message, "s", &key);
+		if (r < 0)
+			return r;
+		if (!streq(key, "allow_final_try"))
+			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+						 "Unknown option \"%s\".", key);
+		r = sd_bus_message_read(message, "v", "b", &allow_final_try);
+		if (r < 0)
+			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+						"Option \"allow_final_try\" takes a boolean.");
+		r = sd_bus_message_exit_container(message);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	r = check_busy(token, error);
+	if (r < 0)
+		return r;
+	r = polkit_verify(message, "org.safecad.change-pin", &token->context->polkit_queries,
+			  error);
+	if (r <= 0)
+		return r < 0 ? r : 1;
+
+	r = job_for_token(token, JOB_CHANGE_PIN, &job);
+	if (r < 0)
+		return r;
+	job->allow_final_try = allow_final_try;
+	job->pin_fd = fcntl(old_fd, F_DUPFD_CLOEXEC, 3);
+	job->new_pin_fd = fcntl(new_fd, F_DUPFD_CLOEXEC, 3);
+	if (job->pin_fd < 0 || job->new_pin_fd < 0) {
+		job_free(job);
+		return -errno;
 	}
 	return start(token, job, message);
 }
