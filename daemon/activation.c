@@ -846,5 +846,6 @@ void job_run_activate(Job *job)
 	    !json_object_get(a.journal, "new_key_id"))
 		(void)journal_remove(a.journal);
 	activation_clear(&a);
+	job_read_token_again(job);
 	modules_release(job->modules);
 }

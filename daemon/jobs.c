@@ -65,6 +65,9 @@ Job *job_free(Job *job)
 	free(job->error_message);
 	json_decref(job->pending);
 	json_decref(job->result);
+	if (job->fresh)
+		token_info_clear(job->fresh);
+	free(job->fresh);
 	sd_bus_message_unref(job->request);
 	for (size_t i = 0; i < job->n_waiters; i++)
 		sd_bus_message_unref(job->waiters[i]);
@@ -97,6 +100,18 @@ int job_add_certificate(Job *job, X509 *x509, const Profile *profile, const char
 	X509_up_ref(x509);
 	job->n_certificates++;
 	return 0;
+}
+
+void job_read_token_again(Job *job)
+{
+	TokenInfo *info = calloc(1, sizeof(TokenInfo));
+
+	if (info && modules_read_token(job->modules, job->module_path, job->token_serial,
+				       job->profiles, info) >= 0) {
+		job->fresh = info;
+		return;
+	}
+	free(info);
 }
 
 static void post(JobQueue *q, Job *job, JobEventKind kind, json_t *state)

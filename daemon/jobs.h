@@ -16,6 +16,7 @@
 #include "ca-client.h"
 #include "modules.h"
 #include "profiles.h"
+#include "token-info.h"
 
 typedef enum JobKind {
 	JOB_CHECK,
@@ -45,6 +46,7 @@ struct Job {
 	char *token_model;
 	char *module_path;
 	Modules *modules; /* used (loaded) for as long as the job runs */
+	const Profiles *profiles;
 	CaNetwork network;
 	JobCertificate *certificates;
 	size_t n_certificates;
@@ -57,8 +59,9 @@ struct Job {
 	/* Outputs, set by the thread before it finishes. */
 	const char *error_name; /* a SAFECAD_ERROR_*, NULL on success */
 	char *error_message;
-	json_t *pending; /* JOB_CHECK: the CA's entries */
-	json_t *result;	 /* JOB_ACTIVATE: old/new serial, confirmed, agencies */
+	json_t *pending;  /* JOB_CHECK: the CA's entries */
+	json_t *result;	  /* JOB_ACTIVATE: old/new serial, confirmed, agencies */
+	TokenInfo *fresh; /* the token read again at the end, or NULL */
 
 	/* The main loop's. */
 	sd_bus_message *request;
@@ -99,3 +102,7 @@ int job_fail(Job *job, const char *error_name, const char *format, ...)
 void job_run_check(Job *job);
 void job_run_activate(Job *job);
 void job_run_change_pin(Job *job); /* pin-change.c */
+
+/* From the job's thread, before it releases the modules: reads its token
+ * again into job->fresh (left NULL when that fails). */
+void job_read_token_again(Job *job);

@@ -359,6 +359,34 @@ static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
 	return 0;
 }
 
+int modules_read_token(Modules *modules, const char *path, const char *serial,
+		       const Profiles *profiles, TokenInfo *ret)
+{
+	CK_FUNCTION_LIST_PTR functions = modules_functions(modules, path);
+	CK_SLOT_ID slots[MODULE_MAX_TOKENS];
+	CK_ULONG n_slots = MODULE_MAX_TOKENS;
+	CK_RV rv;
+
+	if (!functions)
+		return -ENODEV;
+	rv = functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	if (rv != CKR_OK)
+		return p11_rv_to_errno(rv);
+	for (CK_ULONG i = 0; i < n_slots; i++) {
+		CK_TOKEN_INFO token_info;
+
+		if (functions->C_GetTokenInfo(slots[i], &token_info) != CKR_OK ||
+		    !(token_info.flags & CKF_TOKEN_INITIALIZED) ||
+		    !token_info_serial_is(&token_info, serial))
+			continue;
+		for (size_t k = 0; k < modules->n_items; k++)
+			if (modules->items[k].functions == functions)
+				return read_token(&modules->items[k], slots[i], &token_info,
+						  profiles, ret);
+	}
+	return -ENODEV;
+}
+
 int modules_scan(Modules *modules, const Profiles *profiles, TokenList *ret)
 {
 	TokenList list = {};

@@ -51,6 +51,12 @@ void modules_release(Modules *modules);
  * between modules_use() and modules_release(). */
 CK_FUNCTION_LIST_PTR modules_functions(Modules *modules, const char *path);
 
+/* Reads one token again (between use and release): what a job that
+ * changed it hands back, so its caller sees the change at once. -ENODEV
+ * when the module does not show it. */
+int modules_read_token(Modules *modules, const char *path, const char *serial,
+		       const Profiles *profiles, TokenInfo *ret);
+
 /* Reads every initialized token of every module (between use and
  * release). A token that two modules show (a module and p11-kit's proxy
  * for it) is listed once. */

@@ -130,5 +130,6 @@ void job_run_change_pin(Job *job)
 	else
 		change_pin(job, &session);
 	token_session_close(&session);
+	job_read_token_again(job);
 	modules_release(job->modules);
 }

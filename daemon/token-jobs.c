@@ -37,6 +37,7 @@ static int job_for_token(Token *token, JobKind kind, Job **ret)
 	job->token_model = strdup(token->info.model);
 	job->module_path = strdup(token->info.module ? token->info.module : "");
 	job->modules = &context->modules;
+	job->profiles = &context->profiles;
 	job->network =
 	    (CaNetwork){context->config.connect_timeout_sec, context->config.timeout_sec};
 	if (!job->token_serial || !job->token_label || !job->token_manufacturer ||
@@ -120,9 +121,11 @@ static void on_activate_done(Token *token, Job *job)
 		token->running = NULL;
 		reload_journals(token->context);
 		emit(token, "Activation");
-		/* The token changed (a key, a certificate): read it again.
-		 * On success the reply below waits for this very scan. */
-		if (job->error_name)
+		/* The job read its token again: the caller's next look
+		 * shows the new certificate at once. */
+		if (job->fresh)
+			token_update(token, job->fresh);
+		else
 			(void)scanner_request(token->context->scanner);
 	}
 	if (job->error_name) {
@@ -172,9 +175,10 @@ static void on_activate_done(Token *token, Job *job)
 		int r = sd_bus_message_new_method_return(job->request, &reply);
 		if (r >= 0)
 			r = sd_bus_message_append(reply, "s", strempty(result));
-		/* The caller's next look at the token shows the new
-		 * certificate: the reply waits for the rescan. */
-		if (r >= 0 && (!token || manager_reply_after_scan(token->context, reply) < 0))
+		/* Without the token read again, the reply waits for a
+		 * rescan, so the caller's next look shows the change. */
+		if (r >= 0 &&
+		    (!token || job->fresh || manager_reply_after_scan(token->context, reply) < 0))
 			r = sd_bus_send(NULL, reply, NULL);
 		if (r < 0)
 			log_warning_errno(r, "Cannot answer Activate(): %m");
@@ -184,7 +188,9 @@ static void on_activate_done(Token *token, Job *job)
 static void on_change_pin_done(Token *token, Job *job)
 {
 	/* The token's PIN flags changed either way. */
-	if (token)
+	if (token && job->fresh)
+		token_update(token, job->fresh);
+	else if (token)
 		(void)scanner_request(token->context->scanner);
 	if (!job->request)
 		return;
