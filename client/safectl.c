@@ -20,6 +20,7 @@ bool arg_allow_final_try;
 const char *arg_action_type;
 const char *arg_action;
 bool arg_der;
+bool arg_force;
 const char *arg_output;
 
 typedef struct Verb {
@@ -42,6 +43,7 @@ static const Verb verbs[] = {
     {"agencies", 1, 66, verb_agencies, false},
     {"export", 1, 2, verb_export, false},
     {"pin", 1, 3, verb_pin, false},
+    {"remove-previous", 1, 2, verb_remove_previous, false},
 };
 
 static void help(void)
@@ -64,7 +66,9 @@ static void help(void)
 	    "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n"
 	    "  pin [TOKEN]       Show the PIN status\n"
 	    "  pin change [TOKEN]\n"
-	    "                    Change the PIN (asked without echo, or --pin-fd/--new-pin-fd)\n\n"
+	    "                    Change the PIN (asked without echo, or --pin-fd/--new-pin-fd)\n"
+	    "  remove-previous [TOKEN]\n"
+	    "                    Remove the certificate and key the latest activation replaced\n\n"
 	    "TOKEN is a serial number, a label or a PKCS#11 URI; it may be left out when\n"
 	    "only one token is present.\n\n"
 	    "Options:\n"
@@ -82,6 +86,7 @@ static void help(void)
 	    "     --allow-final-try\n"
 	    "                    Log in even when one more wrong PIN locks the token\n"
 	    "     --action ID    The activation that agencies refers to (default: the latest)\n"
+	    "     --force        remove-previous even though Step 3 is not ticked off\n"
 	    "     --der          Export DER instead of PEM\n"
 	    "  -o --output FILE  Export to FILE instead of standard output\n"));
 }
@@ -100,6 +105,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_DER,
 		ARG_OLD_PIN_FD,
 		ARG_NEW_PIN_FD,
+		ARG_FORCE,
 	};
 	static const struct option options[] = {
 	    {"help", no_argument, NULL, 'h'},
@@ -114,6 +120,7 @@ static int parse_argv(int argc, char *argv[])
 	    {"der", no_argument, NULL, ARG_DER},
 	    {"old-pin-fd", required_argument, NULL, ARG_OLD_PIN_FD},
 	    {"new-pin-fd", required_argument, NULL, ARG_NEW_PIN_FD},
+	    {"force", no_argument, NULL, ARG_FORCE},
 	    {"output", required_argument, NULL, 'o'},
 	    {},
 	};
@@ -159,6 +166,9 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_ACTION:
 			arg_action = optarg;
+			break;
+		case ARG_FORCE:
+			arg_force = true;
 			break;
 		case ARG_DER:
 			arg_der = true;

@@ -30,6 +30,7 @@ extern bool arg_allow_final_try;
 extern const char *arg_action_type;
 extern const char *arg_action;
 extern bool arg_der;
+extern bool arg_force;
 extern const char *arg_output;
 
 /* jansson and sd-bus bring their own json_decrefp and sd_bus_*_unrefp. */
@@ -73,3 +74,4 @@ int verb_history(int argc, char *argv[]);
 int verb_agencies(int argc, char *argv[]);
 int verb_export(int argc, char *argv[]);
 int verb_pin(int argc, char *argv[]);
+int verb_remove_previous(int argc, char *argv[]);

@@ -13,6 +13,7 @@
 #define SAFECAD_ERROR_NOTHING_TO_DO "org.safecad.Error.NothingToDo"
 #define SAFECAD_ERROR_WRONG_PIN "org.safecad.Error.WrongPin"
 #define SAFECAD_ERROR_PIN_LENGTH "org.safecad.Error.PinLength"
+#define SAFECAD_ERROR_AGENCIES_PENDING "org.safecad.Error.AgenciesPending"
 #define SAFECAD_ERROR_PIN_LOCKED "org.safecad.Error.PinLocked"
 #define SAFECAD_ERROR_CA "org.safecad.Error.CA"
 #define SAFECAD_ERROR_FINAL_TRY "org.safecad.Error.FinalTry"

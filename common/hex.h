@@ -6,6 +6,10 @@
 /* Lowercase hex of a byte string; NULL when out of memory. */
 char *hex_encode(const void *data, size_t size);
 
+/* Bytes of an even-length hex string (either case), at most max;
+ * -EINVAL for anything else. */
+int hex_decode(const char *hex, unsigned char *out, size_t max, size_t *ret_size);
+
 /* Copies s without leading and trailing blanks (spaces, tabs, NULs are not
  * blanks here: PKCS#11 pads with spaces). NULL when out of memory. */
 char *strdup_trim(const char *s, size_t max);

@@ -224,22 +224,6 @@ static int sign_with(void *userdata, const unsigned char *data, size_t size,
 				  ret_signature, ret_size);
 }
 
-static int hex_to_bytes(const char *hex, unsigned char *out, size_t max, size_t *ret_size)
-{
-	size_t len = strlen(hex);
-
-	if (len % 2 || len / 2 > max)
-		return -EINVAL;
-	for (size_t i = 0; i < len / 2; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -EINVAL;
-		out[i] = (unsigned char)v;
-	}
-	*ret_size = len / 2;
-	return 0;
-}
-
 static int name_from_json(json_t *pairs, Name *ret)
 {
 	Name name = {};
@@ -415,7 +399,7 @@ static int prepare_key(Activation *a)
 	const char *new_id_hex;
 	int r;
 
-	if (hex_to_bytes(a->old->key_id, old_id, sizeof(old_id), &old_id_size) < 0 ||
+	if (hex_decode(a->old->key_id, old_id, sizeof(old_id), &old_id_size) < 0 ||
 	    token_session_find_private_key(&a->session, old_id, old_id_size, &a->old_key) < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED,
 				"The key of certificate %s is not on the token.", a->old->serial);
@@ -438,8 +422,8 @@ static int prepare_key(Activation *a)
 
 	new_id_hex = json_string_value(json_object_get(a->journal, "new_key_id"));
 	if (new_id_hex) {
-		if (hex_to_bytes(new_id_hex, a->new_key_id, sizeof(a->new_key_id),
-				 &a->new_key_id_size) < 0)
+		if (hex_decode(new_id_hex, a->new_key_id, sizeof(a->new_key_id),
+			       &a->new_key_id_size) < 0)
 			return job_fail(job, SAFECAD_ERROR_FAILED, "The journal is damaged.");
 		r = token_session_find_private_key(&a->session, a->new_key_id, a->new_key_id_size,
 						   &a->new_key);
@@ -754,7 +738,7 @@ static void remove_withdrawn(Activation *a)
 			continue;
 		/* Only a key made for it, never the certificate's old one. */
 		if (key_id && json_is_true(json_object_get(key, "generate")) &&
-		    hex_to_bytes(key_id, id, sizeof(id), &id_size) >= 0 &&
+		    hex_decode(key_id, id, sizeof(id), &id_size) >= 0 &&
 		    !streq_ptr(key_id, json_string_value(json_object_get(journal, "old_key_id")))) {
 			r = token_session_destroy_objects(&a->session, CKO_PRIVATE_KEY, id,
 							  id_size);

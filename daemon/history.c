@@ -117,6 +117,27 @@ int history_set_completed(const char *token, const char *action, int64_t t)
 	return r;
 }
 
+int history_set_member(const char *token, const char *action, const char *key, json_t *value)
+{
+	json_t *history = NULL, *entry;
+	int r;
+
+	pthread_mutex_lock(&history_lock);
+	r = load(&history);
+	if (r >= 0) {
+		entry = find(json_object_get(history, "activations"), token, action);
+		if (!entry)
+			r = -ENOENT;
+		else {
+			json_object_set(entry, key, value);
+			r = save(history);
+		}
+	}
+	pthread_mutex_unlock(&history_lock);
+	json_decref(history);
+	return r;
+}
+
 static bool agency_listed(json_t *agencies, const char *id, json_t **ret)
 {
 	size_t i;

@@ -16,6 +16,9 @@ int history_add(json_t *entry);
 /* Marks the activation confirmed by the CA at time t. */
 int history_set_completed(const char *token, const char *action, int64_t t);
 
+/* Sets one member of an activation's entry (a borrowed value). */
+int history_set_member(const char *token, const char *action, const char *key, json_t *value);
+
 /* Ticks agencies of an activation (the latest when action is NULL).
  * -ENOENT: no such activation; -ESRCH: an id it does not list (nothing
  * is changed then). */

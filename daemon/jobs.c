@@ -58,6 +58,8 @@ Job *job_free(Job *job)
 	}
 	free(job->certificates);
 	free(job->action_id);
+	X509_free(job->remove);
+	free(job->remove_key_id);
 	if (job->pin_fd >= 0)
 		close(job->pin_fd);
 	if (job->new_pin_fd >= 0)
@@ -159,6 +161,8 @@ static void *job_thread(void *userdata)
 		job_run_check(job);
 	else if (job->kind == JOB_CHANGE_PIN)
 		job_run_change_pin(job);
+	else if (job->kind == JOB_REMOVE_PREVIOUS)
+		job_run_remove_previous(job);
 	else
 		job_run_activate(job);
 	post(job->queue, job, JOB_EVENT_DONE, NULL);

@@ -22,6 +22,7 @@ typedef enum JobKind {
 	JOB_CHECK,
 	JOB_ACTIVATE,
 	JOB_CHANGE_PIN,
+	JOB_REMOVE_PREVIOUS,
 } JobKind;
 
 /* A certificate of the token, as the scan saw it. */
@@ -52,7 +53,10 @@ struct Job {
 	size_t n_certificates;
 	char *action_id; /* NULL: the only activatable one */
 	int pin_fd;
-	int new_pin_fd; /* JOB_CHANGE_PIN */
+	int new_pin_fd;	     /* JOB_CHANGE_PIN */
+	X509 *remove;	     /* JOB_REMOVE_PREVIOUS: the replaced certificate, */
+	char *remove_key_id; /* its key's CKA_ID (hex), */
+	bool remove_key;     /* and whether no other certificate uses that key */
 	bool keep_previous;
 	bool allow_final_try;
 
@@ -101,7 +105,12 @@ int job_fail(Job *job, const char *error_name, const char *format, ...)
 /* The thread bodies (activation.c). */
 void job_run_check(Job *job);
 void job_run_activate(Job *job);
-void job_run_change_pin(Job *job); /* pin-change.c */
+void job_run_change_pin(Job *job);	/* pin-change.c */
+void job_run_remove_previous(Job *job); /* remove-previous.c */
+
+/* Finishes or undoes removals a crash interrupted, on the tokens present,
+ * without a PIN (remove-previous.c). Between modules_use() and release. */
+void removals_recover(Modules *modules);
 
 /* From the job's thread, before it releases the modules: reads its token
  * again into job->fresh (left NULL when that fails). */

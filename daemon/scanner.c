@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 
+#include "jobs.h"
 #include "log.h"
 #include "macro.h"
 
@@ -49,6 +50,7 @@ static void *scanner_thread(void *userdata)
 
 		list = calloc(1, sizeof(TokenList));
 		modules_use(s->modules);
+		removals_recover(s->modules);
 		r = list ? modules_scan(s->modules, s->profiles, list) : -ENOMEM;
 		modules_release(s->modules);
 		if (r < 0) {
@@ -160,6 +162,7 @@ int scanner_scan_now(Scanner *s, TokenList *ret)
 	int r;
 
 	modules_use(s->modules);
+	removals_recover(s->modules);
 	r = modules_scan(s->modules, s->profiles, ret);
 	modules_release(s->modules);
 	return r;

@@ -4,9 +4,12 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "bus-manager.h"
 #include "bus-names.h"
+#include "history.h"
 #include "journal.h"
 #include "log-event.h"
 #include "log.h"
@@ -203,6 +206,27 @@ static void on_change_pin_done(Token *token, Job *job)
 		(void)sd_bus_reply_method_return(job->request, NULL);
 }
 
+static void on_remove_previous_done(Token *token, Job *job)
+{
+	_cleanup_free_ char *result = NULL;
+
+	if (token && job->fresh)
+		token_update(token, job->fresh);
+	else if (token)
+		(void)scanner_request(token->context->scanner);
+	if (!job->request)
+		return;
+	if (job->error_name) {
+		log_warning("Removing the previous pair of token %s failed: %s", job->token_serial,
+			    strempty(job->error_message));
+		(void)sd_bus_reply_method_errorf(job->request, job->error_name, "%s",
+						 strempty(job->error_message));
+		return;
+	}
+	result = json_dumps(job->result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	(void)sd_bus_reply_method_return(job->request, "s", strempty(result));
+}
+
 void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 {
 	Context *context = userdata;
@@ -226,6 +250,8 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 		on_check_done(context, token, job);
 	else if (job->kind == JOB_CHANGE_PIN)
 		on_change_pin_done(token, job);
+	else if (job->kind == JOB_REMOVE_PREVIOUS)
+		on_remove_previous_done(token, job);
 	else
 		on_activate_done(token, job);
 	job_free(job);
@@ -462,6 +488,130 @@ int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *err
 	if (job->pin_fd < 0 || job->new_pin_fd < 0) {
 		job_free(job);
 		return -errno;
+	}
+	return start(token, job, message);
+}
+
+/* The latest activation recorded for this token (borrowed from history). */
+static json_t *latest_activation(json_t *history, const char *serial)
+{
+	size_t i;
+	json_t *entry;
+
+	json_array_foreach(json_object_get(history, "activations"), i, entry)
+	{
+		if (streq_ptr(json_string_value(json_object_get(entry, "token")), serial))
+			return entry;
+	}
+	return NULL;
+}
+
+static bool agencies_all_done(json_t *entry)
+{
+	size_t i;
+	json_t *agency;
+
+	json_array_foreach(json_object_get(entry, "agencies"), i, agency)
+	{
+		if (!json_is_true(json_object_get(agency, "done")))
+			return false;
+	}
+	return true;
+}
+
+int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	Token *token = userdata;
+	json_auto_t *history = NULL;
+	const CertificateEntry *current = token_info_current(&token->info, time(NULL)), *old = NULL;
+	const char *old_serial;
+	json_t *entry;
+	int pin_fd, force = false, allow_final_try = false, r;
+	bool remove_key = true;
+	Job *job = NULL;
+
+	r = sd_bus_message_rewind(message, true);
+	if (r >= 0)
+		r = sd_bus_message_read(message, "h", &pin_fd);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(message, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	for (int n = 0; (r = sd_bus_message_enter_container(message, 'e', "sv")) > 0; n++) {
+		const char *key;
+		int value;
+
+		if (n >= CHECK_OPTION_MAX)
+			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+						"Too many options.");
+		r = sd_bus_message_read(message, "s", &key);
+		if (r < 0)
+			return r;
+		if (!streq(key, "force") && !streq(key, "allow_final_try"))
+			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+						 "Unknown option \"%s\".", key);
+		r = sd_bus_message_read(message, "v", "b", &value);
+		if (r < 0)
+			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+						 "Option \"%s\" takes a boolean.", key);
+		if (streq(key, "force"))
+			force = value;
+		else
+			allow_final_try = value;
+		r = sd_bus_message_exit_container(message);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+
+	if (history_read(&history) < 0 || !(entry = latest_activation(history, token->info.serial)))
+		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
+					 "No activation has replaced a certificate on token %s.",
+					 token->info.serial);
+	old_serial = json_string_value(json_object_get(entry, "old_serial"));
+	for (size_t i = 0; old_serial && i < token->info.n_certificates; i++)
+		if (strcasecmp(token->info.certificates[i].serial, old_serial) == 0)
+			old = &token->info.certificates[i];
+	if (!old)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
+					 "The previous certificate %s is no longer on token %s.",
+					 strempty(old_serial), token->info.serial);
+	if (old == current)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
+					 "Certificate %s is the current one; it is never removed.",
+					 old->serial);
+	if (!agencies_all_done(entry) && !force)
+		return sd_bus_error_setf(
+		    error, SAFECAD_ERROR_AGENCIES_PENDING,
+		    "Step 3 is not done: not every agency of activation %s is "
+		    "ticked (safectl agencies). Use --force to remove anyway.",
+		    strempty(json_string_value(json_object_get(entry, "action"))));
+	/* Never a key another certificate on the token still uses (a
+	 * re-certified key is the current certificate's too). */
+	for (size_t i = 0; i < token->info.n_certificates; i++)
+		if (&token->info.certificates[i] != old &&
+		    streq(token->info.certificates[i].key_id, old->key_id))
+			remove_key = false;
+	r = check_busy(token, error);
+	if (r < 0)
+		return r;
+	r = polkit_verify(message, "org.safecad.manage", &token->context->polkit_queries, error);
+	if (r <= 0)
+		return r < 0 ? r : 1;
+
+	r = job_for_token(token, JOB_REMOVE_PREVIOUS, &job);
+	if (r < 0)
+		return r;
+	job->action_id = strdup(strempty(json_string_value(json_object_get(entry, "action"))));
+	job->remove = X509_dup(old->x509);
+	job->remove_key_id = strdup(old->key_id);
+	job->remove_key = remove_key && !isempty(old->key_id);
+	job->allow_final_try = allow_final_try;
+	job->pin_fd = fcntl(pin_fd, F_DUPFD_CLOEXEC, 3);
+	if (!job->action_id || !job->remove || !job->remove_key_id || job->pin_fd < 0) {
+		job_free(job);
+		return -ENOMEM;
 	}
 	return start(token, job, message);
 }

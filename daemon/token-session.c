@@ -467,6 +467,33 @@ int token_session_has_certificate(TokenSession *t, X509 *x509)
 	return r < 0 ? r : n > 0;
 }
 
+int token_session_destroy_certificate(TokenSession *t, X509 *x509)
+{
+	CK_OBJECT_CLASS klass = CKO_CERTIFICATE;
+	unsigned char *der = NULL;
+	int der_size = i2d_X509(x509, &der);
+	CK_OBJECT_HANDLE objects[MAX_OBJECTS];
+	CK_ULONG n = 0;
+	int r;
+
+	if (der_size <= 0)
+		return -ENOMEM;
+	CK_ATTRIBUTE template[] = {
+	    {CKA_CLASS, &klass, sizeof(klass)},
+	    {CKA_VALUE, der, (CK_ULONG)der_size},
+	};
+	r = token_session_find(t, template, ELEMENTSOF(template), objects, MAX_OBJECTS, &n);
+	OPENSSL_free(der);
+	if (r < 0)
+		return r;
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_RV rv = t->functions->C_DestroyObject(t->session, objects[i]);
+		if (rv != CKR_OK)
+			return p11_rv_to_errno(rv);
+	}
+	return (int)n;
+}
+
 int token_session_destroy_objects(TokenSession *t, CK_OBJECT_CLASS object_class,
 				  const unsigned char *id, size_t id_size)
 {

@@ -87,6 +87,9 @@ int token_session_store_certificate(TokenSession *session, X509 *x509, const uns
 /* Whether a certificate with exactly this DER is on the token. */
 int token_session_has_certificate(TokenSession *session, X509 *x509);
 
+/* Removes the certificate objects with exactly this DER. */
+int token_session_destroy_certificate(TokenSession *session, X509 *x509);
+
 /* Removes every object of this class with this CKA_ID. */
 int token_session_destroy_objects(TokenSession *session, CK_OBJECT_CLASS object_class,
 				  const unsigned char *id, size_t id_size);

@@ -50,6 +50,7 @@ void token_start_check(Token *token);
 int method_check(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *error);
+int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error *error);
 
 /* The fallback vtable serving every token object under the prefix. */
 int bus_token_register(Context *context);
