@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from harness.refca import (  # noqa: F401 - refca is a fixture
-    PIN, SAFECTL, activate, certificates, check, find_cert, private_keys, refca,
-    sign_and_verify, stopped_by_crash, token_with_pair, window)
+    PIN, SAFECTL, activate, certificates, check, find_cert, openssl_verify, private_keys,
+    refca, sign_and_verify, stopped_by_crash, token_with_pair, window)
 from harness.safecad import find_token
 
 
@@ -68,6 +68,7 @@ def test_refused_while_step_3_is_open_then_forced(world, pki, refca):
     new_obj, new_cert = find_cert(token, new_serial)
     assert [k["id"] for k in keys] == [new_obj["id"]], keys
     sign_and_verify(token, new_obj["id"], new_cert)
+    openssl_verify(pki, new_cert, world.dir)
     entry = history(world)[0]
     assert "BEGIN CERTIFICATE" in entry.get("removed_certificate", ""), entry
     t = find_token(world.status(), token.serial)
@@ -105,6 +106,7 @@ def test_killed_during_removal(world, pki, refca, step, gone):
     world.start_daemon()  # its first scan finishes or undoes the removal
     new_obj, new_cert = find_cert(token, new_serial)
     sign_and_verify(token, new_obj["id"], new_cert)
+    openssl_verify(pki, new_cert, world.dir)
     keys = {k["id"] for k in private_keys(token)}
     if gone:
         assert not has_cert(token, old.serial) and keys == {new_obj["id"]}, keys
