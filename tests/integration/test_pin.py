@@ -135,3 +135,19 @@ def test_lengths_out_of_range_leave_the_token_untouched(world, token):
     assert run.returncode == 1 and "longer than" in run.stderr, run
     assert world.shim.read(token)["setpins"] == 0
     world.shim.p11(token, "--login", "--pin", PIN, "--list-objects")
+
+
+def test_the_pin_is_never_in_argv_or_the_environment(world, token):
+    """safecad and safectl take the PIN by descriptor only: after a change
+    neither the daemon's command line nor its environment holds it, and
+    safectl refuses a PIN given any other way than a descriptor."""
+    daemon = world.start_daemon()
+    run = change(world, PIN, NEW_PIN)
+    assert run.returncode == 0, run
+    for name in ("cmdline", "environ"):
+        with open(f"/proc/{daemon.pid}/{name}", "rb") as f:
+            data = f.read()
+        assert PIN.encode() not in data and NEW_PIN.encode() not in data, name
+    # There is no option that takes a PIN as text.
+    rc, out, err = world.safectl("pin", "change", f"--pin={PIN}")
+    assert rc == 1, (out, err)
