@@ -33,6 +33,13 @@ extern bool arg_der;
 extern bool arg_force;
 extern const char *arg_output;
 
+/* A string member, or "" when it is missing or not a string. */
+static inline const char *json_str(json_t *object, const char *key)
+{
+	const char *s = json_string_value(json_object_get(object, key));
+	return s ? s : "";
+}
+
 /* jansson and sd-bus bring their own json_decrefp and sd_bus_*_unrefp. */
 #define _cleanup_json_ _cleanup_(json_decrefp)
 

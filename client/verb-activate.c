@@ -14,12 +14,6 @@
 #define ACTIVATE_TIMEOUT_USEC (20ULL * 60 * 1000000)
 #define CHECK_TIMEOUT_USEC (5ULL * 60 * 1000000)
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 int exit_code_for_error(const sd_bus_error *error)
 {
 	static const struct {
@@ -78,7 +72,7 @@ int call_check(sd_bus *bus, json_t *token, json_t **ret_pending)
 	const char *text;
 	int r;
 
-	r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, str(token, "path"),
+	r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, json_str(token, "path"),
 					   SAFECAD_TOKEN_INTERFACE, "Check");
 	if (r >= 0)
 		r = sd_bus_call(bus, call, CHECK_TIMEOUT_USEC, &error, &reply);
@@ -98,7 +92,7 @@ int call_check(sd_bus *bus, json_t *token, json_t **ret_pending)
 
 static bool type_wanted(json_t *action)
 {
-	const char *type = str(action, "type");
+	const char *type = json_str(action, "type");
 
 	if (arg_action_type)
 		return streq(type, arg_action_type);
@@ -107,9 +101,9 @@ static bool type_wanted(json_t *action)
 
 static bool activatable(json_t *action)
 {
-	const char *type = str(action, "type");
+	const char *type = json_str(action, "type");
 	json_t *key = json_object_get(action, "key");
-	const char *key_type = str(key, "type");
+	const char *key_type = json_str(key, "type");
 	json_int_t bits = json_integer_value(json_object_get(key, "bits"));
 
 	if (!streq(type, "renew") && !streq(type, "change"))
@@ -118,7 +112,7 @@ static bool activatable(json_t *action)
 		return true;
 	if (streq(key_type, "rsa"))
 		return bits == 2048 || bits == 3072 || bits == 4096;
-	return streq(key_type, "ec") && streq(str(key, "curve"), "P-256");
+	return streq(key_type, "ec") && streq(json_str(key, "curve"), "P-256");
 }
 
 static void print_pair_list(json_t *name)
@@ -147,19 +141,19 @@ static json_t *current_certificate(json_t *token)
 static void print_action(json_t *token, json_t *action)
 {
 	json_t *current = current_certificate(token);
-	bool renew = streq(str(action, "type"), "renew");
+	bool renew = streq(json_str(action, "type"), "renew");
 
 	printf(renew ? _("The CA has a RENEWAL (gia hạn) ready for token %s.\n")
 		     : _("The CA has a CHANGE OF INFORMATION (thay đổi thông tin) ready for token "
 			 "%s.\n"),
-	       str(token, "serial"));
-	printf(_("  Action:          %s\n"), str(action, "id"));
+	       json_str(token, "serial"));
+	printf(_("  Action:          %s\n"), json_str(action, "id"));
 	if (current)
 		printf(_("  Now:             certificate %s, valid %s to %s\n"),
-		       str(current, "serial"), str(current, "not_before"),
-		       str(current, "not_after"));
-	printf(_("  New validity:    %s to %s\n"), str(action, "not_before"),
-	       str(action, "not_after"));
+		       json_str(current, "serial"), json_str(current, "not_before"),
+		       json_str(current, "not_after"));
+	printf(_("  New validity:    %s to %s\n"), json_str(action, "not_before"),
+	       json_str(action, "not_after"));
 	if (!renew && current) {
 		printf(_("  Details now:\n"));
 		print_pair_list(json_object_get(current, "subject"));
@@ -171,7 +165,7 @@ static void print_action(json_t *token, json_t *action)
 		   : _("  Key:             the token's current key is certified again\n"));
 	if (json_is_string(json_object_get(action, "message"))) {
 		printf(_("  Message from the CA:\n    "));
-		print_ca_text(str(action, "message"));
+		print_ca_text(json_str(action, "message"));
 		putchar('\n');
 	}
 	printf(_("\nBefore you activate, know three things:\n"
@@ -252,15 +246,16 @@ static void print_result(json_t *result)
 	json_t *agency;
 
 	printf(_("\nThe new certificate is loaded on the token.\n"));
-	printf(_("  Previous serial: %s\n  New serial:      %s\n"), str(result, "old_serial"),
-	       str(result, "new_serial"));
+	printf(_("  Previous serial: %s\n  New serial:      %s\n"), json_str(result, "old_serial"),
+	       json_str(result, "new_serial"));
 	if (!json_is_true(json_object_get(result, "confirmed")))
 		printf(_("  The CA has not confirmed yet (%s). Run the same activate command "
 			 "again later: only the confirmation is left.\n"),
-		       str(result, "confirm_error"));
+		       json_str(result, "confirm_error"));
 	printf(_("\nStep 3 (mandatory): register the new certificate with every agency:\n"));
-	json_array_foreach(json_object_get(result, "agencies"), i, agency) printf(
-	    "  [ ] %-14s %s  %s\n", str(agency, "id"), str(agency, "name"), str(agency, "url"));
+	json_array_foreach(json_object_get(result, "agencies"), i, agency)
+	    printf("  [ ] %-14s %s  %s\n", json_str(agency, "id"), json_str(agency, "name"),
+		   json_str(agency, "url"));
 	printf(_("Tick each one when done: safectl agencies done ID...\n"));
 }
 
@@ -284,11 +279,12 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 	}
 	close(fds[1]);
 
-	r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, str(token, "path"),
+	r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, json_str(token, "path"),
 				SAFECAD_TOKEN_INTERFACE, "ActivationProgress", on_progress, NULL);
 	if (r >= 0)
-		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, str(token, "path"),
-						   SAFECAD_TOKEN_INTERFACE, "Activate");
+		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME,
+						   json_str(token, "path"), SAFECAD_TOKEN_INTERFACE,
+						   "Activate");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "sh", action_id, fds[0]);
 	close(fds[0]);
@@ -380,18 +376,18 @@ int verb_activate(int argc, char *argv[])
 	/* An interrupted activation is carried on with the same action. */
 	activation = json_object_get(token, "activation");
 	if (!action_id && json_is_object(activation))
-		action_id = str(activation, "action");
+		action_id = json_str(activation, "action");
 
 	/* Named, with no questions: the daemon asks the CA itself, so there
 	 * is nothing to show first. */
 	if (!(action_id && arg_yes) && (!action_id || !json_is_object(activation) ||
-					!streq(str(activation, "action"), action_id))) {
+					!streq(json_str(activation, "action"), action_id))) {
 		r = call_check(bus, token, &pending);
 		if (r != 0)
 			return r;
 		json_array_foreach(pending, i, entry)
 		{
-			if (action_id ? streq(str(entry, "id"), action_id)
+			if (action_id ? streq(json_str(entry, "id"), action_id)
 				      : (type_wanted(entry) && activatable(entry))) {
 				action = entry;
 				n++;
@@ -411,17 +407,17 @@ int verb_activate(int argc, char *argv[])
 			fprintf(stderr, _("Several actions are pending; name one:\n"));
 			json_array_foreach(pending, i,
 					   entry) if (type_wanted(entry) && activatable(entry))
-			    fprintf(stderr, "  %-20s %s, %s to %s\n", str(entry, "id"),
-				    str(entry, "type"), str(entry, "not_before"),
-				    str(entry, "not_after"));
+			    fprintf(stderr, "  %-20s %s, %s to %s\n", json_str(entry, "id"),
+				    json_str(entry, "type"), json_str(entry, "not_before"),
+				    json_str(entry, "not_after"));
 			return EXIT_FAILED;
 		}
 		if (!activatable(action)) {
 			fprintf(stderr, _("Action %s (%s) is not one safecad can activate.\n"),
-				str(action, "id"), str(action, "type"));
+				json_str(action, "id"), json_str(action, "type"));
 			return EXIT_NOTHING;
 		}
-		action_id = str(action, "id");
+		action_id = json_str(action, "id");
 	}
 
 	if (!arg_yes) {
@@ -430,7 +426,7 @@ int verb_activate(int argc, char *argv[])
 		else
 			printf(_("Continuing the interrupted activation %s of token %s (stopped "
 				 "after: %s).\n"),
-			       action_id, str(token, "serial"), str(activation, "step"));
+			       action_id, json_str(token, "serial"), json_str(activation, "step"));
 		if (!ask_yes_no(_("Accept and activate?"), false)) {
 			printf(_("Nothing was changed.\n"));
 			return EXIT_NOTHING;
@@ -439,7 +435,7 @@ int verb_activate(int argc, char *argv[])
 			arg_keep_previous = ask_yes_no(
 			    _("Ask the CA to keep the previous certificate's registration?"), true);
 	}
-	if (streq(str(token, "pin"), "final-try") && !arg_allow_final_try) {
+	if (streq(json_str(token, "pin"), "final-try") && !arg_allow_final_try) {
 		fprintf(stderr, _("The token locks at the next wrong PIN. Nothing was tried; if "
 				  "you are sure of the PIN, add --allow-final-try.\n"));
 		return EXIT_FINAL_TRY;

@@ -8,12 +8,6 @@
 #include "i18n.h"
 #include "safectl.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 int verb_check(int argc, char *argv[])
 {
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -32,18 +26,18 @@ int verb_check(int argc, char *argv[])
 		return r;
 	if (arg_json) {
 		_cleanup_json_ json_t *out =
-		    json_pack("{s:s,s:O}", "token", str(token, "serial"), "pending", pending);
+		    json_pack("{s:s,s:O}", "token", json_str(token, "serial"), "pending", pending);
 		json_print(out);
 		return EXIT_DONE;
 	}
 	if (json_array_size(pending) == 0) {
-		printf(_("The CA has nothing pending for token %s.\n"), str(token, "serial"));
+		printf(_("The CA has nothing pending for token %s.\n"), json_str(token, "serial"));
 		return EXIT_DONE;
 	}
-	printf(_("Pending at the CA for token %s:\n"), str(token, "serial"));
+	printf(_("Pending at the CA for token %s:\n"), json_str(token, "serial"));
 	json_array_foreach(pending, i, entry)
-	    printf("  %-20s %-7s %s .. %s\n", str(entry, "id"), str(entry, "type"),
-		   str(entry, "not_before"), str(entry, "not_after"));
+	    printf("  %-20s %-7s %s .. %s\n", json_str(entry, "id"), json_str(entry, "type"),
+		   json_str(entry, "not_before"), json_str(entry, "not_after"));
 	printf(_("Activate with: safectl activate\n"));
 	return EXIT_DONE;
 }
@@ -93,10 +87,11 @@ int verb_history(int argc, char *argv[])
 				   agency) if (json_is_true(json_object_get(agency, "done")))
 		    done++;
 		printf("%-20s %-7s token %s  %s -> %s  %s  agencies %zu/%zu\n",
-		       str(entry, "action"), str(entry, "type"), str(entry, "token"),
-		       str(entry, "old_serial"), str(entry, "new_serial"),
-		       json_is_string(json_object_get(entry, "completed")) ? str(entry, "completed")
-									   : _("(not confirmed)"),
+		       json_str(entry, "action"), json_str(entry, "type"), json_str(entry, "token"),
+		       json_str(entry, "old_serial"), json_str(entry, "new_serial"),
+		       json_is_string(json_object_get(entry, "completed"))
+			   ? json_str(entry, "completed")
+			   : _("(not confirmed)"),
 		       done, total);
 	}
 	return EXIT_DONE;
@@ -145,7 +140,7 @@ int verb_agencies(int argc, char *argv[])
 		return EXIT_FAILED;
 	json_array_foreach(json_object_get(history, "activations"), i, e)
 	{
-		if (!arg_action || streq(str(e, "action"), arg_action)) {
+		if (!arg_action || streq(json_str(e, "action"), arg_action)) {
 			entry = e;
 			break;
 		}
@@ -161,11 +156,11 @@ int verb_agencies(int argc, char *argv[])
 		json_print(out);
 		return EXIT_DONE;
 	}
-	printf(_("Step 3 for activation %s (new serial %s):\n"), str(entry, "action"),
-	       str(entry, "new_serial"));
+	printf(_("Step 3 for activation %s (new serial %s):\n"), json_str(entry, "action"),
+	       json_str(entry, "new_serial"));
 	json_array_foreach(json_object_get(entry, "agencies"), i, agency) printf(
 	    "  [%s] %-14s %s  %s\n", json_is_true(json_object_get(agency, "done")) ? "x" : " ",
-	    str(agency, "id"), str(agency, "name"), str(agency, "url"));
+	    json_str(agency, "id"), json_str(agency, "name"), json_str(agency, "url"));
 	return EXIT_DONE;
 }
 
@@ -203,8 +198,8 @@ int verb_export(int argc, char *argv[])
 	r = token_select(tokens, argc > 1 ? argv[1] : NULL, &token);
 	if (r != 0)
 		return r;
-	r = sd_bus_call_method(bus, SAFECAD_BUS_NAME, str(token, "path"), SAFECAD_TOKEN_INTERFACE,
-			       "Export", &error, &reply, "");
+	r = sd_bus_call_method(bus, SAFECAD_BUS_NAME, json_str(token, "path"),
+			       SAFECAD_TOKEN_INTERFACE, "Export", &error, &reply, "");
 	if (r < 0) {
 		int code = exit_code_for_error(&error);
 		fprintf(stderr, _("Failed to export: %s\n"),

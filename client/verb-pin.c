@@ -10,16 +10,10 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pin *, pin_free)
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static int show_pin(json_t *token)
 {
-	const char *pin = str(token, "pin");
-	const char *support = str(token, "support");
+	const char *pin = json_str(token, "pin");
+	const char *support = json_str(token, "support");
 	json_int_t min = json_integer_value(json_object_get(token, "pin_min_length"));
 	json_int_t max = json_integer_value(json_object_get(token, "pin_max_length"));
 	/* Tries are shown only where the token's flags say them. */
@@ -29,7 +23,7 @@ static int show_pin(json_t *token)
 
 	if (arg_json) {
 		_cleanup_json_ json_t *out = json_pack(
-		    "{s:s,s:s,s:O?,s:o,s:O?,s:O?}", "serial", str(token, "serial"), "pin", pin,
+		    "{s:s,s:s,s:O?,s:o,s:O?,s:O?}", "serial", json_str(token, "serial"), "pin", pin,
 		    "pin_must_change", json_object_get(token, "pin_must_change"), "tries_left",
 		    tries, "min_length", json_object_get(token, "pin_min_length"), "max_length",
 		    json_object_get(token, "pin_max_length"));
@@ -37,7 +31,7 @@ static int show_pin(json_t *token)
 		return EXIT_DONE;
 	}
 	json_decref(tries);
-	printf(_("Token %s (%s)\n"), str(token, "serial"), str(token, "label"));
+	printf(_("Token %s (%s)\n"), json_str(token, "serial"), json_str(token, "label"));
 	if (streq(pin, "ok"))
 		printf(_("  PIN: ok.\n"));
 	else if (streq(pin, "count-low"))
@@ -104,7 +98,7 @@ static int change_pin(sd_bus *bus, json_t *token)
 	sd_bus_error error = SD_BUS_ERROR_NULL;
 	json_int_t min = json_integer_value(json_object_get(token, "pin_min_length"));
 	json_int_t max = json_integer_value(json_object_get(token, "pin_max_length"));
-	const char *pin = str(token, "pin");
+	const char *pin = json_str(token, "pin");
 	int old_fd = -1, new_fd = -1, r;
 
 	if (streq(pin, "locked")) {
@@ -152,8 +146,9 @@ static int change_pin(sd_bus *bus, json_t *token)
 	new_fd = old_fd >= 0 ? pin_pipe(new_pin) : -1;
 	r = new_fd < 0 ? -EIO : 0;
 	if (r >= 0)
-		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, str(token, "path"),
-						   SAFECAD_TOKEN_INTERFACE, "ChangePin");
+		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME,
+						   json_str(token, "path"), SAFECAD_TOKEN_INTERFACE,
+						   "ChangePin");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "hha{sv}", old_fd, new_fd, 1, "allow_final_try",
 					  "b", arg_allow_final_try);
@@ -167,13 +162,13 @@ static int change_pin(sd_bus *bus, json_t *token)
 		int code = sd_bus_error_is_set(&error) ? exit_code_for_error(&error) : EXIT_FAILED;
 		fprintf(stderr, _("Failed to change the PIN: %s\n"),
 			sd_bus_error_is_set(&error) ? error.message : strerror(-r));
-		if (code == EXIT_PIN_LOCKED && *str(token, "support"))
+		if (code == EXIT_PIN_LOCKED && *json_str(token, "support"))
 			fprintf(stderr, _("Only the CA can unlock it: %s\n"),
-				str(token, "support"));
+				json_str(token, "support"));
 		sd_bus_error_free(&error);
 		return code;
 	}
-	printf(_("The PIN of token %s was changed.\n"), str(token, "serial"));
+	printf(_("The PIN of token %s was changed.\n"), json_str(token, "serial"));
 	return EXIT_DONE;
 }
 

@@ -11,12 +11,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pin *, pin_free)
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static json_t *find_certificate(json_t *token, const char *serial)
 {
 	size_t i;
@@ -24,7 +18,7 @@ static json_t *find_certificate(json_t *token, const char *serial)
 
 	json_array_foreach(json_object_get(token, "certificates"), i, c)
 	{
-		if (strcasecmp(str(c, "serial"), serial) == 0)
+		if (strcasecmp(json_str(c, "serial"), serial) == 0)
 			return c;
 	}
 	return NULL;
@@ -38,8 +32,8 @@ static void print_what_goes(json_t *certificate)
 
 	printf(_("This removes from the token the certificate the latest activation replaced:\n"));
 	printf(_("  Serial:   %s\n  Valid:    %s to %s\n  Key ID:   %s\n  Subject: "),
-	       str(certificate, "serial"), str(certificate, "not_before"),
-	       str(certificate, "not_after"), str(certificate, "key_id"));
+	       json_str(certificate, "serial"), json_str(certificate, "not_before"),
+	       json_str(certificate, "not_after"), json_str(certificate, "key_id"));
 	json_array_foreach(json_object_get(certificate, "subject"), i, pair)
 	    printf(" %s=%s", json_string_value(json_array_get(pair, 0)),
 		   json_string_value(json_array_get(pair, 1)));
@@ -68,7 +62,7 @@ static int get_latest(sd_bus *bus, const char *serial, json_t **ret)
 		return -EBADMSG;
 	json_array_foreach(json_object_get(history, "activations"), i, entry)
 	{
-		if (streq(str(entry, "token"), serial)) {
+		if (streq(json_str(entry, "token"), serial)) {
 			*ret = json_incref(entry);
 			return 1;
 		}
@@ -92,17 +86,17 @@ int verb_remove_previous(int argc, char *argv[])
 	r = token_select(tokens, argc > 1 ? argv[1] : NULL, &token);
 	if (r != 0)
 		return r;
-	r = get_latest(bus, str(token, "serial"), &latest);
+	r = get_latest(bus, json_str(token, "serial"), &latest);
 	if (r < 0)
 		return EXIT_FAILED;
 	if (r == 0) {
 		fprintf(stderr, _("No activation has replaced a certificate on this token.\n"));
 		return EXIT_NOTHING;
 	}
-	certificate = find_certificate(token, str(latest, "old_serial"));
+	certificate = find_certificate(token, json_str(latest, "old_serial"));
 	if (!certificate) {
 		fprintf(stderr, _("The previous certificate %s is no longer on the token.\n"),
-			str(latest, "old_serial"));
+			json_str(latest, "old_serial"));
 		return EXIT_NOTHING;
 	}
 	if (!arg_json)
@@ -116,7 +110,7 @@ int verb_remove_previous(int argc, char *argv[])
 			return EXIT_NOTHING;
 		}
 	}
-	if (streq(str(token, "pin"), "final-try") && !arg_allow_final_try) {
+	if (streq(json_str(token, "pin"), "final-try") && !arg_allow_final_try) {
 		fprintf(stderr, _("The token locks at the next wrong PIN. Nothing was tried; if "
 				  "you are sure of the PIN, add --allow-final-try.\n"));
 		return EXIT_FINAL_TRY;
@@ -133,7 +127,7 @@ int verb_remove_previous(int argc, char *argv[])
 	if (pipe2(fds, O_CLOEXEC) < 0 || write(fds[1], pin->data, pin->size) != (ssize_t)pin->size)
 		return EXIT_FAILED;
 	close(fds[1]);
-	r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, str(token, "path"),
+	r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, json_str(token, "path"),
 					   SAFECAD_TOKEN_INTERFACE, "RemovePrevious");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "ha{sv}", fds[0], 2, "force", "b", arg_force,
@@ -160,7 +154,7 @@ int verb_remove_previous(int argc, char *argv[])
 			? _("Removed certificate %s and its key.\n")
 			: _("Removed certificate %s; its key stays: the current certificate uses "
 			    "it.\n"),
-		    str(result, "serial"));
+		    json_str(result, "serial"));
 	}
 	return EXIT_DONE;
 }

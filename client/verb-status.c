@@ -7,12 +7,6 @@
 
 #define WARN_DAYS 30
 
-static const char *str(json_t *object, const char *key)
-{
-	const char *s = json_string_value(json_object_get(object, key));
-	return s ? s : "";
-}
-
 /* The value of the name's CN, or the whole name in one line. */
 static void print_name(FILE *f, json_t *name, bool short_form)
 {
@@ -82,12 +76,13 @@ static void print_token(json_t *token, bool details)
 	    current = c;
 
 	if (json_is_true(json_object_get(token, "present")))
-		printf("%s\n", str(token, "label"));
+		printf("%s\n", json_str(token, "label"));
 	else
-		printf("%s %s\n", str(token, "label"), _("(not plugged in)"));
-	printf("  %-13s %s\n", _("Serial:"), str(token, "serial"));
-	printf("  %-13s %s %s\n", _("Token:"), str(token, "manufacturer"), str(token, "model"));
-	printf("  %-13s %s\n", _("PIN:"), pin_text(str(token, "pin")));
+		printf("%s %s\n", json_str(token, "label"), _("(not plugged in)"));
+	printf("  %-13s %s\n", _("Serial:"), json_str(token, "serial"));
+	printf("  %-13s %s %s\n", _("Token:"), json_str(token, "manufacturer"),
+	       json_str(token, "model"));
+	printf("  %-13s %s\n", _("PIN:"), pin_text(json_str(token, "pin")));
 	if (json_is_true(json_object_get(token, "pin_must_change")))
 		printf("  %-13s %s\n", "", _("the token asks for a new PIN"));
 	printf("  %-13s %s\n", _("CA:"),
@@ -95,30 +90,30 @@ static void print_token(json_t *token, bool details)
 	if (current) {
 		printf("  %-13s ", _("Certificate:"));
 		print_name(stdout, json_object_get(current, "subject"), true);
-		printf("\n  %-13s %s\n", _("Serial no.:"), str(current, "serial"));
+		printf("\n  %-13s %s\n", _("Serial no.:"), json_str(current, "serial"));
 		printf("  %-13s ", _("Expires:"));
-		print_date(str(current, "not_after"));
+		print_date(json_str(current, "not_after"));
 		printf(", ");
 		print_days(days);
 		putchar('\n');
 	} else
 		printf("  %-13s %s\n", _("Certificate:"), _("none with its key on the token"));
 	if (details) {
-		printf("  %-13s %s\n", _("URI:"), str(token, "uri"));
+		printf("  %-13s %s\n", _("URI:"), json_str(token, "uri"));
 		json_array_foreach(certificates, i, c)
 		{
-			printf("\n  %s %s%s\n", _("Certificate"), str(c, "serial"),
+			printf("\n  %s %s%s\n", _("Certificate"), json_str(c, "serial"),
 			       json_is_true(json_object_get(c, "current")) ? _(" (current)") : "");
 			printf("    %-11s ", _("Subject:"));
 			print_name(stdout, json_object_get(c, "subject"), false);
 			printf("\n    %-11s ", _("Issuer:"));
 			print_name(stdout, json_object_get(c, "issuer"), false);
 			printf("\n    %-11s ", _("Valid:"));
-			print_date(str(c, "not_before"));
+			print_date(json_str(c, "not_before"));
 			printf(" – ");
-			print_date(str(c, "not_after"));
-			printf("\n    %-11s %s\n", _("SHA-256:"), str(c, "sha256"));
-			printf("    %-11s %s%s\n", _("Key ID:"), str(c, "key_id"),
+			print_date(json_str(c, "not_after"));
+			printf("\n    %-11s %s\n", _("SHA-256:"), json_str(c, "sha256"));
+			printf("    %-11s %s%s\n", _("Key ID:"), json_str(c, "key_id"),
 			       json_is_false(json_object_get(c, "has_key"))
 				   ? _(" (no key on the token)")
 				   : "");
