@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include "bus-names.h"
 #include "log.h"
 #include "macro.h"
 
@@ -114,6 +115,24 @@ void job_read_token_again(Job *job)
 		return;
 	}
 	free(info);
+}
+
+void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))
+{
+	TokenSession session = {};
+	int r;
+
+	modules_use(job->modules);
+	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
+			       &session);
+	if (r < 0)
+		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Token %s is not there any more (%s).",
+			 job->token_serial, strerror(-r));
+	else
+		fn(job, &session);
+	token_session_close(&session);
+	job_read_token_again(job);
+	modules_release(job->modules);
 }
 
 static void post(JobQueue *q, Job *job, JobEventKind kind, json_t *state)

@@ -17,6 +17,7 @@
 #include "modules.h"
 #include "profiles.h"
 #include "token-info.h"
+#include "token-session.h"
 
 typedef enum JobKind {
 	JOB_CHECK,
@@ -115,3 +116,8 @@ void removals_recover(Modules *modules);
 /* From the job's thread, before it releases the modules: reads its token
  * again into job->fresh (left NULL when that fails). */
 void job_read_token_again(Job *job);
+
+/* From the job's thread: uses the modules, opens a read-write session on
+ * the job's token, runs fn (unless the token is gone: TokenGone), closes
+ * it, reads the token again and lets the modules go. */
+void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session));

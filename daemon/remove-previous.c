@@ -288,18 +288,5 @@ static void remove_previous(Job *job, TokenSession *session)
 
 void job_run_remove_previous(Job *job)
 {
-	TokenSession session = {};
-	int r;
-
-	modules_use(job->modules);
-	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
-			       &session);
-	if (r < 0)
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Token %s is not there any more (%s).",
-			 job->token_serial, strerror(-r));
-	else
-		remove_previous(job, &session);
-	token_session_close(&session);
-	job_read_token_again(job);
-	modules_release(job->modules);
+	job_run_on_session(job, remove_previous);
 }

@@ -350,12 +350,56 @@ static bool action_id_valid(const char *id)
 	       len;
 }
 
+/* One boolean option of a method's a{sv}. */
+typedef struct BoolOption {
+	const char *name;
+	int *value;
+} BoolOption;
+
+/* Reads the a{sv} of options that comes next in m: every key must be one
+ * of options, with a boolean value. */
+static int read_bool_options(sd_bus_message *m, const BoolOption *options, size_t n_options,
+			     sd_bus_error *error)
+{
+	int r;
+
+	r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	for (int n = 0; (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0; n++) {
+		const BoolOption *option = NULL;
+		const char *key;
+
+		if (n >= CHECK_OPTION_MAX)
+			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+						"Too many options.");
+		r = sd_bus_message_read(m, "s", &key);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n_options; i++)
+			if (streq(options[i].name, key))
+				option = &options[i];
+		if (!option)
+			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+						 "Unknown option \"%s\".", key);
+		r = sd_bus_message_read(m, "v", "b", option->value);
+		if (r < 0)
+			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+						 "Option \"%s\" takes a boolean.", key);
+		r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(m);
+}
+
 int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
 	Token *token = userdata;
 	const char *action_id;
-	int pin_fd, r;
-	bool keep_previous = true, allow_final_try = false;
+	int pin_fd, keep_previous = true, allow_final_try = false, r;
 	Job *job = NULL;
 
 	/* A call that polkit held comes through here again, read anew. */
@@ -365,35 +409,10 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 	r = sd_bus_message_read(message, "sh", &action_id, &pin_fd);
 	if (r < 0)
 		return r;
-	r = sd_bus_message_enter_container(message, 'a', "{sv}");
-	if (r < 0)
-		return r;
-	for (int n = 0; (r = sd_bus_message_enter_container(message, 'e', "sv")) > 0; n++) {
-		const char *key;
-		int value;
-
-		if (n >= CHECK_OPTION_MAX)
-			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-						"Too many options.");
-		r = sd_bus_message_read(message, "s", &key);
-		if (r < 0)
-			return r;
-		if (streq(key, "keep_previous") || streq(key, "allow_final_try")) {
-			r = sd_bus_message_read(message, "v", "b", &value);
-			if (r < 0)
-				return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-							 "Option \"%s\" takes a boolean.", key);
-			if (streq(key, "keep_previous"))
-				keep_previous = value;
-			else
-				allow_final_try = value;
-		} else
-			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "Unknown option \"%s\".", key);
-		r = sd_bus_message_exit_container(message);
-		if (r < 0)
-			return r;
-	}
+	r = read_bool_options(message,
+			      (const BoolOption[]){{"keep_previous", &keep_previous},
+						   {"allow_final_try", &allow_final_try}},
+			      2, error);
 	if (r < 0)
 		return r;
 	if (!action_id_valid(action_id))
@@ -446,29 +465,8 @@ int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *err
 	if (r >= 0)
 		r = sd_bus_message_read(message, "hh", &old_fd, &new_fd);
 	if (r >= 0)
-		r = sd_bus_message_enter_container(message, 'a', "{sv}");
-	if (r < 0)
-		return r;
-	for (int n = 0; (r = sd_bus_message_enter_container(message, 'e', "sv")) > 0; n++) {
-		const char *key;
-
-		if (n >= CHECK_OPTION_MAX)
-			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-						"Too many options.");
-		r = sd_bus_message_read(message, "s", &key);
-		if (r < 0)
-			return r;
-		if (!streq(key, "allow_final_try"))
-			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "Unknown option \"%s\".", key);
-		r = sd_bus_message_read(message, "v", "b", &allow_final_try);
-		if (r < 0)
-			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-						"Option \"allow_final_try\" takes a boolean.");
-		r = sd_bus_message_exit_container(message);
-		if (r < 0)
-			return r;
-	}
+		r = read_bool_options(
+		    message, (const BoolOption[]){{"allow_final_try", &allow_final_try}}, 1, error);
 	if (r < 0)
 		return r;
 	r = check_busy(token, error);
@@ -534,34 +532,10 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 	if (r >= 0)
 		r = sd_bus_message_read(message, "h", &pin_fd);
 	if (r >= 0)
-		r = sd_bus_message_enter_container(message, 'a', "{sv}");
-	if (r < 0)
-		return r;
-	for (int n = 0; (r = sd_bus_message_enter_container(message, 'e', "sv")) > 0; n++) {
-		const char *key;
-		int value;
-
-		if (n >= CHECK_OPTION_MAX)
-			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-						"Too many options.");
-		r = sd_bus_message_read(message, "s", &key);
-		if (r < 0)
-			return r;
-		if (!streq(key, "force") && !streq(key, "allow_final_try"))
-			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "Unknown option \"%s\".", key);
-		r = sd_bus_message_read(message, "v", "b", &value);
-		if (r < 0)
-			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "Option \"%s\" takes a boolean.", key);
-		if (streq(key, "force"))
-			force = value;
-		else
-			allow_final_try = value;
-		r = sd_bus_message_exit_container(message);
-		if (r < 0)
-			return r;
-	}
+		r = read_bool_options(
+		    message,
+		    (const BoolOption[]){{"force", &force}, {"allow_final_try", &allow_final_try}},
+		    2, error);
 	if (r < 0)
 		return r;
 
