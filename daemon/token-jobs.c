@@ -188,25 +188,9 @@ static void on_activate_done(Token *token, Job *job)
 	}
 }
 
-static void on_change_pin_done(Token *token, Job *job)
-{
-	/* The token's PIN flags changed either way. */
-	if (token && job->fresh)
-		token_update(token, job->fresh);
-	else if (token)
-		(void)scanner_request(token->context->scanner);
-	if (!job->request)
-		return;
-	if (job->error_name) {
-		log_warning("Changing the PIN of token %s failed: %s", job->token_serial,
-			    strempty(job->error_message));
-		(void)sd_bus_reply_method_errorf(job->request, job->error_name, "%s",
-						 strempty(job->error_message));
-	} else
-		(void)sd_bus_reply_method_return(job->request, NULL);
-}
-
-static void on_remove_previous_done(Token *token, Job *job)
+/* PIN change and removal: the token is taken as the job read it again,
+ * and the caller gets the job's result (or nothing) or its error. */
+static void on_token_job_done(Token *token, Job *job, const char *what)
 {
 	_cleanup_free_ char *result = NULL;
 
@@ -217,10 +201,14 @@ static void on_remove_previous_done(Token *token, Job *job)
 	if (!job->request)
 		return;
 	if (job->error_name) {
-		log_warning("Removing the previous pair of token %s failed: %s", job->token_serial,
+		log_warning("%s on token %s failed: %s", what, job->token_serial,
 			    strempty(job->error_message));
 		(void)sd_bus_reply_method_errorf(job->request, job->error_name, "%s",
 						 strempty(job->error_message));
+		return;
+	}
+	if (!job->result) {
+		(void)sd_bus_reply_method_return(job->request, NULL);
 		return;
 	}
 	result = json_dumps(job->result, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -249,9 +237,9 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 	if (job->kind == JOB_CHECK)
 		on_check_done(context, token, job);
 	else if (job->kind == JOB_CHANGE_PIN)
-		on_change_pin_done(token, job);
+		on_token_job_done(token, job, "Changing the PIN");
 	else if (job->kind == JOB_REMOVE_PREVIOUS)
-		on_remove_previous_done(token, job);
+		on_token_job_done(token, job, "Removing the previous pair");
 	else
 		on_activate_done(token, job);
 	job_free(job);

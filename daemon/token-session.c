@@ -447,13 +447,13 @@ int token_session_store_certificate(TokenSession *t, X509 *x509, const unsigned 
 	return rv == CKR_OK ? 0 : p11_rv_to_errno(rv);
 }
 
-int token_session_has_certificate(TokenSession *t, X509 *x509)
+/* The certificate objects with exactly this DER. */
+static int find_certificates(TokenSession *t, X509 *x509, CK_OBJECT_HANDLE *objects, CK_ULONG max,
+			     CK_ULONG *ret_n)
 {
 	CK_OBJECT_CLASS klass = CKO_CERTIFICATE;
 	unsigned char *der = NULL;
 	int der_size = i2d_X509(x509, &der);
-	CK_OBJECT_HANDLE objects[1];
-	CK_ULONG n = 0;
 	int r;
 
 	if (der_size <= 0)
@@ -462,36 +462,37 @@ int token_session_has_certificate(TokenSession *t, X509 *x509)
 	    {CKA_CLASS, &klass, sizeof(klass)},
 	    {CKA_VALUE, der, (CK_ULONG)der_size},
 	};
-	r = token_session_find(t, template, ELEMENTSOF(template), objects, 1, &n);
+	r = token_session_find(t, template, ELEMENTSOF(template), objects, max, ret_n);
 	OPENSSL_free(der);
-	return r < 0 ? r : n > 0;
+	return r;
 }
 
-int token_session_destroy_certificate(TokenSession *t, X509 *x509)
+static int destroy_all(TokenSession *t, const CK_OBJECT_HANDLE *objects, CK_ULONG n)
 {
-	CK_OBJECT_CLASS klass = CKO_CERTIFICATE;
-	unsigned char *der = NULL;
-	int der_size = i2d_X509(x509, &der);
-	CK_OBJECT_HANDLE objects[MAX_OBJECTS];
-	CK_ULONG n = 0;
-	int r;
-
-	if (der_size <= 0)
-		return -ENOMEM;
-	CK_ATTRIBUTE template[] = {
-	    {CKA_CLASS, &klass, sizeof(klass)},
-	    {CKA_VALUE, der, (CK_ULONG)der_size},
-	};
-	r = token_session_find(t, template, ELEMENTSOF(template), objects, MAX_OBJECTS, &n);
-	OPENSSL_free(der);
-	if (r < 0)
-		return r;
 	for (CK_ULONG i = 0; i < n; i++) {
 		CK_RV rv = t->functions->C_DestroyObject(t->session, objects[i]);
 		if (rv != CKR_OK)
 			return p11_rv_to_errno(rv);
 	}
 	return (int)n;
+}
+
+int token_session_has_certificate(TokenSession *t, X509 *x509)
+{
+	CK_OBJECT_HANDLE objects[1];
+	CK_ULONG n = 0;
+	int r = find_certificates(t, x509, objects, 1, &n);
+
+	return r < 0 ? r : n > 0;
+}
+
+int token_session_destroy_certificate(TokenSession *t, X509 *x509)
+{
+	CK_OBJECT_HANDLE objects[MAX_OBJECTS];
+	CK_ULONG n = 0;
+	int r = find_certificates(t, x509, objects, MAX_OBJECTS, &n);
+
+	return r < 0 ? r : destroy_all(t, objects, n);
 }
 
 int token_session_destroy_objects(TokenSession *t, CK_OBJECT_CLASS object_class,
@@ -505,14 +506,7 @@ int token_session_destroy_objects(TokenSession *t, CK_OBJECT_CLASS object_class,
 	CK_ULONG n = 0;
 	int r = token_session_find(t, template, ELEMENTSOF(template), objects, MAX_OBJECTS, &n);
 
-	if (r < 0)
-		return r;
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_RV rv = t->functions->C_DestroyObject(t->session, objects[i]);
-		if (rv != CKR_OK)
-			return p11_rv_to_errno(rv);
-	}
-	return (int)n;
+	return r < 0 ? r : destroy_all(t, objects, n);
 }
 
 const char *jws_alg_for_key(EVP_PKEY *key)
