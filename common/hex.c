@@ -21,7 +21,7 @@ char *hex_encode(const void *data, size_t size)
 	return r;
 }
 
-static int hex_digit(char c)
+int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';

@@ -6,6 +6,9 @@
 /* Lowercase hex of a byte string; NULL when out of memory. */
 char *hex_encode(const void *data, size_t size);
 
+/* The value of one hex digit (either case), -1 for anything else. */
+int hex_digit(char c);
+
 /* Bytes of an even-length hex string (either case), at most max;
  * -EINVAL for anything else. */
 int hex_decode(const char *hex, unsigned char *out, size_t max, size_t *ret_size);

@@ -20,6 +20,10 @@ packages=(
   # systemd, node with the machine)
   scdoc libdbus-1-dev bash-completion polkitd libxml2-utils desktop-file-utils
   systemd man-db
+  # the desktop agent: translations, a notification server on a virtual X
+  # display, screenshots, and a locale to show Vietnamese
+  gettext dunst xvfb imagemagick xdotool libnotify-bin fonts-dejavu-core
+  locales x11-utils
 )
 
 missing=()

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* What safectl and safecad-notify both need to know about the CA's pending
+ * actions (protocol-v1 entries, as the Pending property holds them). */
+
+/* A renewal or change whose key safecad can make or reuse: the entries it
+ * can activate. Others are shown, never activated. */
+bool action_activatable(json_t *action);
+
+/* Text from the CA (or a certificate), made safe to show as plain text:
+ * control characters other than newline, C1 controls and bidirectional
+ * overrides removed, cut after max_chars characters (not splitting one).
+ * NULL when out of memory. */
+char *ca_text_clean(const char *s, size_t max_chars);
+
+/* The value of the first attribute named attribute ("CN", "O", ...) of a
+ * name given as [[attribute, value], ...], or NULL. */
+const char *name_get(json_t *name, const char *attribute);

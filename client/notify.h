@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "notify-pinentry.h"
+#include "notify-server.h"
+
+/* safecad-notify: the desktop agent. It follows safecad on the system bus
+ * and speaks to the user through the session's notification server and
+ * pinentry. */
+
+/* jansson brings json_decrefp. */
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+typedef struct Agent Agent;
+
+/* What a token's one notification shows now. */
+typedef enum Shown {
+	SHOWN_NOTHING,
+	SHOWN_INSERTED,
+	SHOWN_PENDING, /* offers "Activate now" for offered_action */
+	SHOWN_PROGRESS,
+	SHOWN_RESULT,
+	SHOWN_ERROR, /* may offer "Activate now" again */
+	SHOWN_EXPIRY,
+} Shown;
+
+typedef struct AgentToken {
+	Agent *agent;
+	char *path;
+	json_t *props; /* org.safecad.Token1's properties, as bus_read_json reads them */
+	uint32_t notification;
+	Shown shown;
+	char *offered_action; /* the action the shown notification offers to activate */
+	char *announced;      /* the pending action last announced */
+	char *activating;     /* the action this agent asked safecad to activate */
+	bool finished_seen;   /* ActivationFinished came for it */
+	bool announce_insert; /* show "plugged in" once the properties are read */
+	bool removed;
+	sd_bus_slot *activate_call, *refresh_call;
+} AgentToken;
+
+/* The Step 3 reminder of one activation. */
+typedef struct Reminder {
+	char *action;
+	json_t *entry; /* the GetHistory entry */
+	uint32_t notification;
+	char *saved; /* where the certificate was exported, shown in the body */
+	bool seen;   /* listed by the latest history read */
+} Reminder;
+
+struct Agent {
+	sd_event *event;
+	sd_bus *system, *session;
+	Notifier *notifier;
+	char *daemon; /* the unique name owning org.safecad.Manager1, or NULL */
+	bool synced_once;
+	AgentToken **tokens;
+	size_t n_tokens;
+	Reminder **reminders;
+	size_t n_reminders;
+	/* One PIN dialogue at a time. */
+	Pinentry *pinentry;
+	char *pin_token_path, *pin_action;
+	sd_bus_slot *sync_call, *history_call, *export_call;
+	char *export_action;  /* the reminder an Export call is for */
+	char *history_serial; /* the token a pending history read is for, NULL for all */
+};
+
+/* notify-messages.c: what each notification says. */
+void show_inserted(AgentToken *t);
+void show_pending(AgentToken *t, json_t *action);
+void show_progress(AgentToken *t, const char *step);
+void show_result(AgentToken *t, json_t *result);
+void show_error(AgentToken *t, const char *error_name, const char *message);
+void show_expiry(AgentToken *t, const char *serial, int days_left);
+void show_reminder(Agent *a, Reminder *reminder);
+void show_message(Agent *a, uint32_t *id, const char *icon, const char *summary, const char *body);
+
+/* The current certificate's entry in t->props, or NULL. */
+json_t *token_current_certificate(AgentToken *t);
+/* The CA action id of t's pending list, or NULL. */
+json_t *token_pending_action(AgentToken *t, const char *id);
+/* A name for t a person recognizes: the certificate holder's CN, else the
+ * token's label, else its serial. */
+const char *token_display_name(AgentToken *t);
+const char *token_str(AgentToken *t, const char *property);
+
+/* notify-files.c */
+/* The user's documents folder (XDG user-dirs, else ~/Documents, else the
+ * home folder), created when missing. */
+int documents_dir(char **ret);
+/* Writes der as <dir>/certificate-<serial>.pem and .der; ret_pem and ret_der
+ * name them. */
+int save_certificate(const char *dir, const char *serial, const void *der, size_t size,
+		     char **ret_pem, char **ret_der);
+/* Writes the Step 3 checklist of entry as HTML in the user's runtime
+ * folder and opens it with xdg-open; ret names the file. */
+int open_checklist(json_t *entry, char **ret);

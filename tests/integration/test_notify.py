@@ -1,0 +1,160 @@
+"""safecad-notify on real parts: Xvfb, a session bus, dunst as the
+notification server (actions chosen through its context menu, as a user
+does), a scripted pinentry, and safecad on the test's private system bus
+with SoftHSM tokens, pcscd/vpcd hotplug and the reference CA."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+from cryptography import x509
+
+from harness.bus import MANAGER_IFACE, MANAGER_PATH, TOKEN_IFACE
+from harness.desktop import Desktop
+from harness.pinshim import use as use_pin_shim
+from harness.refca import (  # noqa: F401 - refca is a fixture
+    AGENCIES, PIN, SUPPORT, check, configure, find_cert, refca, safectl_json, token_with_pair,
+    window)
+from harness.safecad import find_token, wait_until
+
+from gi.repository import GLib
+
+DESKTOP_TOOLS = ["Xvfb", "dunst", "dunstctl", "dbus-daemon"]
+
+
+@pytest.fixture
+def desktop(world):
+    for tool in DESKTOP_TOOLS:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    directory = tempfile.mkdtemp(prefix="scdesk-")
+    d = Desktop(directory)
+    problems = []
+    try:
+        d.start()
+        yield d
+    finally:
+        try:
+            problems = d.stop()
+        finally:
+            for i, proc in enumerate(d.agents):
+                try:
+                    print(f"----- safecad-notify log #{i} -----\n{d.agent_log(i)}")
+                except OSError:
+                    pass
+            try:
+                print(f"----- dunst log -----\n{open(d.dunst_log).read()}")
+            except (OSError, AttributeError):
+                pass
+            shutil.rmtree(directory, ignore_errors=True)
+    if problems:
+        pytest.fail("teardown: " + "\n".join(problems), pytrace=False)
+
+
+def summaries(desktop):
+    return [n["summary"] for n in desktop.monitor.notifications()]
+
+
+def test_insert_pending_activate_and_step3(hotplug_world, pki, refca, desktop):
+    world = hotplug_world
+    world.start_daemon()
+    agent = desktop.start_agent(world)
+    # The agent is up and following safecad before the token goes in.
+    wait_until(lambda: "org.safecad.Notify" in subprocess.run(
+        ["busctl", "--address=" + desktop.address, "list", "--no-legend"],
+        capture_output=True, text=True).stdout, message="the agent on the session bus")
+
+    token, old = token_with_pair(world, pki, days_left=20)
+    action = refca.add_action(old, type="renew", message="Gia hạn chứng thư số 1 năm.",
+                              **window(365))
+    world.insert_card()
+
+    inserted = desktop.monitor.wait_summary("plugged in")
+    assert token.label in inserted["summary"]
+    assert old.serial in inserted["body"] and "days left" in inserted["body"], inserted
+    # The daemon asks the CA on insert; the agent announces what it has.
+    pending = desktop.monitor.wait_summary("Renewal ready")
+    assert pending["id"] == inserted["id"], "one notification per token, replaced in place"
+    assert pending["replaces"] == inserted["id"]
+    assert pending["actions"]["activate"] == "Activate now"
+    assert pending["actions"]["later"] == "Later"
+    assert "Gia hạn chứng thư số 1 năm." in pending["body"]
+    assert "24 hours" in pending["body"] and "register the new certificate" in pending["body"]
+    assert pending["timeout"] == 0, "an offer waits for the user"
+
+    # "Activate now" from dunst's menu: the PIN is asked through pinentry.
+    desktop.set_pin(PIN)
+    desktop.invoke(pending["id"], "activate")
+    result = desktop.monitor.wait_summary("Certificate renewed", timeout=90)
+    assert result["id"] == inserted["id"]
+    steps = [n for n in desktop.monitor.notifications() if "Activating" in n["summary"]]
+    assert len(steps) >= 2, f"progress shown while it runs: {summaries(desktop)}"
+    assert any("Step 8 of 8" in n["body"] for n in steps) or "Step" in steps[-1]["body"]
+
+    commands = desktop.pinentry_commands()
+    descriptions = [c["argument"] for c in commands if c["command"] == "SETDESC"]
+    assert descriptions and token.serial in descriptions[-1] and old.serial in descriptions[-1]
+    assert [c["command"] for c in commands].count("GETPIN") == 1
+    assert all(c["display"] == desktop.display for c in commands)
+
+    history = safectl_json(world, "history")["activations"]
+    entry = [h for h in history if h["action"] == action["id"]][0]
+    new_serial = entry["new_serial"]
+    assert new_serial in result["body"] and old.serial in result["body"]
+    assert find_token(world.status(), token.serial)["certificates"][0]["serial"] == new_serial
+
+    # Step 3: the agencies, with Export certificate and Open checklist.
+    reminder = desktop.monitor.wait_summary("Step 3")
+    assert reminder["id"] != result["id"]
+    assert reminder["actions"]["export"] == "Export certificate"
+    assert reminder["actions"]["checklist"] == "Open checklist"
+    assert "Thuế điện tử (Tổng cục Thuế)" in reminder["body"]
+    assert "https://muasamcong.mpi.gov.vn" in reminder["body"]
+
+    desktop.invoke(reminder["id"], "export")
+    saved = desktop.monitor.wait(lambda n: n["id"] == reminder["id"] and "Saved as" in n["body"])
+    documents = os.path.join(desktop.home, "Documents")
+    pem_path = os.path.join(documents, f"certificate-{new_serial}.pem")
+    der_path = os.path.join(documents, f"certificate-{new_serial}.der")
+    assert pem_path in saved["body"]
+    with open(pem_path, "rb") as f:
+        pem = x509.load_pem_x509_certificate(f.read())
+    with open(der_path, "rb") as f:
+        der = x509.load_der_x509_certificate(f.read())
+    assert pem == der and format(pem.serial_number, "x") == new_serial
+
+    desktop.invoke(reminder["id"], "checklist")
+    wait_until(lambda: desktop.opened_files(), message="xdg-open called")
+    page = desktop.opened_files()[0]
+    assert page.startswith(desktop.runtime)
+    with open(page, encoding="utf-8") as f:
+        html = f.read()
+    for agency in AGENCIES:
+        assert f"safectl agencies done {agency}" in html
+    assert "Hải quan điện tử" in html
+
+    # What dunst showed, as its history has it.
+    desktop.dunstctl("close-all")
+    shown = [n["summary"] for n in desktop.history()]
+    assert any("Certificate renewed" in s for s in shown), shown
+    assert any("Step 3" in s for s in shown), shown
+
+    # The reminder comes back at the next login until every agency is
+    # ticked; then it stops.
+    desktop.stop_agent(agent)
+    agent = desktop.start_agent(world)
+    again = desktop.monitor.wait_summary("Step 3")
+    assert "Thuế điện tử" in again["body"]
+    desktop.stop_agent(agent)
+    rc, out, err = world.safectl("agencies", "done", *AGENCIES)
+    assert rc == 0, out + err
+    before = len(desktop.monitor.notifications())
+    agent = desktop.start_agent(world)
+    desktop.monitor.wait_summary("plugged in")
+    time.sleep(1.5)
+    later = desktop.monitor.notifications()[before:]
+    assert not any("Step 3" in n["summary"] for n in later), later
+    desktop.stop_agent(agent)
