@@ -158,3 +158,156 @@ def test_insert_pending_activate_and_step3(hotplug_world, pki, refca, desktop):
     later = desktop.monitor.notifications()[before:]
     assert not any("Step 3" in n["summary"] for n in later), later
     desktop.stop_agent(agent)
+
+
+# --- the PIN -------------------------------------------------------------------
+
+WRONG_PIN = "Wrong-000000"
+
+
+def ready_with_shim(world, pki, refca, desktop, **counters):
+    """A token behind the PIN shim with a pending renewal, safecad, and the
+    agent showing the offer. Returns (token, old, action, offer, shim)."""
+    configure(world, refca, timeout=20)
+    shim = use_pin_shim(world)
+    token, old = token_with_pair(world, pki, days_left=60)
+    if counters:
+        shim.set(token, **counters)
+    action = refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    desktop.start_agent(world)
+    offer = desktop.monitor.wait_summary("Renewal ready")
+    return token, old, action, offer, shim
+
+
+def test_wrong_pin_says_tries_and_support_and_changes_nothing(world, pki, refca, desktop):
+    token, old, action, offer, shim = ready_with_shim(world, pki, refca, desktop)
+    desktop.set_pin(WRONG_PIN)
+    desktop.invoke(offer["id"], "activate")
+    wrong = desktop.monitor.wait_summary("Wrong PIN")
+    assert wrong["id"] == offer["id"]
+    assert "Nothing was changed" in wrong["body"]
+    assert "locks after a few more wrong tries" in wrong["body"], wrong["body"]
+    assert SUPPORT in wrong["body"], wrong["body"]
+    assert WRONG_PIN not in wrong["body"]
+    # One login for the one PIN the user gave; never retried for them.
+    assert shim.logins(token) == 1
+    assert refca.requests("issue") == []
+    # Trying again is the user's choice: the offer is on the error.
+    assert wrong["actions"].get("activate") == "Activate now"
+    commands = [c["command"] for c in desktop.pinentry_commands()]
+    assert commands.count("GETPIN") == 1 and "CONFIRM" not in commands
+
+    # The second dialogue says a wrong PIN was entered before.
+    desktop.set_pin(PIN)
+    desktop.invoke(wrong["id"], "activate")
+    desktop.monitor.wait_summary("Certificate renewed", timeout=90)
+    errors = [c["argument"] for c in desktop.pinentry_commands() if c["command"] == "SETERROR"]
+    assert errors and "wrong PIN was entered before" in errors[-1], errors
+    assert shim.logins(token) == 2
+
+
+def test_final_try_asks_for_confirmation_first(world, pki, refca, desktop):
+    token, old, action, offer, shim = ready_with_shim(world, pki, refca, desktop,
+                                                      tries_left=1)
+    desktop.set_pin(None)  # the user declines the warning
+    desktop.invoke(offer["id"], "activate")
+    again = desktop.monitor.wait_summary("Renewal ready")
+    commands = desktop.pinentry_commands()
+    assert [c["command"] for c in commands if c["command"] in ("CONFIRM", "GETPIN")] == \
+        ["CONFIRM"], commands
+    warning = [c["argument"] for c in commands if c["command"] == "SETDESC"][0]
+    assert "ONE try" in warning and SUPPORT in warning, warning
+    assert shim.logins(token) == 0, "declined: no login at all"
+
+    desktop.set_pin(WRONG_PIN)
+    desktop.invoke(again["id"], "activate")
+    locked = desktop.monitor.wait(lambda n: n["summary"] in ("Wrong PIN", "The PIN is locked"))
+    assert shim.logins(token) == 1
+    assert SUPPORT in locked["body"]
+    assert "activate" not in locked["actions"] or locked["summary"] == "Wrong PIN"
+    wait_until(lambda: find_token(world.status(), token.serial)["pin"] == "locked",
+               message="the token locked")
+
+
+def test_locked_token_asks_no_pin(world, pki, refca, desktop):
+    token, old, action, offer, shim = ready_with_shim(world, pki, refca, desktop)
+    shim.set(token, tries_left=0)
+    world.rescan()
+    wait_until(lambda: find_token(world.status(), token.serial)["pin"] == "locked",
+               message="safecad sees the lock")
+    time.sleep(0.5)
+    desktop.set_pin(PIN)
+    desktop.invoke(offer["id"], "activate")
+    locked = desktop.monitor.wait_summary("The PIN is locked")
+    assert SUPPORT in locked["body"]
+    assert desktop.pinentry_commands() == [], "no PIN asked for a locked token"
+    assert shim.logins(token) == 0
+
+
+# --- following safecad ---------------------------------------------------------
+
+
+def test_survives_safecad_restart_and_ignores_impostors(world, pki, refca, desktop):
+    token, old = token_with_pair(world, pki, days_left=60)
+    daemon = world.start_daemon()
+    agent = desktop.start_agent(world)
+    desktop.monitor.wait_summary("plugged in")
+
+    # Someone else on the system bus sends safecad's signals: nothing shows.
+    conn = world.bus.connection()
+    path = "/org/safecad/token/" + token.serial
+    conn.emit_signal(None, MANAGER_PATH, MANAGER_IFACE, "TokenAdded",
+                     GLib.Variant("(os)", ("/org/safecad/token/fake", "fake")))
+    conn.emit_signal(None, path, TOKEN_IFACE, "ActivationFinished",
+                     GLib.Variant("(ssss)", ("x", '{"type":"renew","new_serial":"66",'
+                                              '"old_serial":"55","confirmed":true}', "", "")))
+    conn.emit_signal(None, path, TOKEN_IFACE, "ExpiryWarning",
+                     GLib.Variant("(si)", (old.serial, 1)))
+    conn.flush_sync(None)
+    time.sleep(1.0)
+    shown = summaries(desktop)
+    assert shown == [s for s in shown if "plugged in" in s], shown
+
+    # safecad restarts: the agent stays, reads the tokens again without
+    # announcing them twice, and follows the new instance.
+    daemon.stop()
+    assert agent.poll() is None
+    world.start_daemon()
+    action = refca.add_action(old, type="renew", **window(365))
+    check(world, token.serial)
+    offer = desktop.monitor.wait_summary("Renewal ready")
+    assert "plugged in" not in " ".join(summaries(desktop)[1:])
+    assert agent.poll() is None
+    assert action["id"]
+    desktop.set_pin(PIN)
+    desktop.invoke(offer["id"], "activate")
+    desktop.monitor.wait_summary("Certificate renewed", timeout=90)
+    desktop.stop_agent(agent)
+
+
+def test_safecad_gone_during_activation(world, pki, refca, desktop):
+    """safecad dies while the CA is slow: the agent says so, offers to go
+    on, and going on completes."""
+    configure(world, refca, timeout=20)
+    token, old = token_with_pair(world, pki, days_left=60)
+    action = refca.add_action(old, type="renew", **window(365))
+    daemon = world.start_daemon()
+    check(world, token.serial)
+    agent = desktop.start_agent(world)
+    offer = desktop.monitor.wait_summary("Renewal ready")
+    refca.fault("issue", "slow", seconds=8)
+    desktop.set_pin(PIN)
+    desktop.invoke(offer["id"], "activate")
+    desktop.monitor.wait(lambda n: "Activating" in n["summary"] and "Step 4" in n["body"],
+                         timeout=60)
+    daemon.kill()
+    daemon.checked = True  # killed on purpose: no clean exit to expect
+    gone = desktop.monitor.wait_summary("safecad stopped")
+    assert gone["actions"].get("activate") == "Activate now"
+    world.start_daemon()
+    time.sleep(1.0)
+    desktop.invoke(gone["id"], "activate")
+    desktop.monitor.wait_summary("Certificate renewed", timeout=90)
+    assert agent.poll() is None
