@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 #include <getopt.h>
-#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,9 +209,7 @@ int main(int argc, char *argv[])
 {
 	int r;
 
-	setlocale(LC_ALL, "");
-	bindtextdomain("safecad", SAFECAD_LOCALEDIR);
-	textdomain("safecad");
+	i18n_init();
 
 	r = parse_argv(argc, argv);
 	if (r <= 0)

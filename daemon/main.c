@@ -9,6 +9,7 @@
 #include "bus-names.h"
 #include "ca-client.h"
 #include "config.h"
+#include "i18n.h"
 #include "journal.h"
 #include "token.h"
 #include "context.h"
@@ -250,12 +251,12 @@ static int run(void)
 
 static void help(void)
 {
-	printf("safecad [OPTIONS]\n\n"
-	       "The certificate token manager service. Runs in the foreground.\n\n"
-	       "  -h --help     Show this help\n"
-	       "     --version  Show the version\n\n"
-	       "Configuration: $CONFIGURATION_DIRECTORY (default %s)/safecad.conf\n"
-	       "State:         $STATE_DIRECTORY (default %s)\n",
+	printf(_("safecad [OPTIONS]\n\n"
+		 "The certificate token manager service. Runs in the foreground.\n\n"
+		 "  -h --help     Show this help\n"
+		 "     --version  Show the version\n\n"
+		 "Configuration: $CONFIGURATION_DIRECTORY (default %s)/safecad.conf\n"
+		 "State:         $STATE_DIRECTORY (default %s)\n"),
 	       SAFECAD_CONFDIR, SAFECAD_STATEDIR);
 }
 
@@ -268,6 +269,9 @@ int main(int argc, char *argv[])
 	};
 	int c;
 
+	/* Callers read the errors it sends them in its language; its log and
+	 * everything else stay in the C locale. */
+	i18n_init_messages();
 	log_open();
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
 		switch (c) {
