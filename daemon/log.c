@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "log.h"
 
+#include <locale.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -52,6 +53,12 @@ int log_internal(int level, int error, const char *format, ...)
 	if (error < 0)
 		error = -error;
 	if (level <= max_level) {
+		/* The log is for administrators and the journal catalog: in
+		 * English whatever the locale, %m included (strerror follows
+		 * LC_MESSAGES). glibc's "C" locale object is static. */
+		locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+		locale_t previous = c_locale ? uselocale(c_locale) : (locale_t)0;
+
 		pthread_mutex_lock(&log_lock);
 		if (prefix_priority)
 			fprintf(stderr, "<%d>", level);
@@ -62,6 +69,10 @@ int log_internal(int level, int error, const char *format, ...)
 		fputc('\n', stderr);
 		fflush(stderr);
 		pthread_mutex_unlock(&log_lock);
+		if (c_locale) {
+			uselocale(previous);
+			freelocale(c_locale);
+		}
 	}
 	errno = saved;
 	return -error;
