@@ -14,6 +14,7 @@
 #include "csr.h"
 #include "hex.h"
 #include "history.h"
+#include "i18n.h"
 #include "jobs.h"
 #include "journal.h"
 #include "log.h"
@@ -35,12 +36,21 @@ static void ca_error_clearp(CaError *e)
 	ca_error_clear(e);
 }
 
+/* The CA's support line, for messages that send the user to it. */
+static const char *support_of(const Profile *profile)
+{
+	/* TRANSLATORS: stands in for the CA's support line when its profile
+	 * has none: "Support: your CA". */
+	return profile && profile->support ? profile->support : _("your CA");
+}
+
 static int fail_ca(Job *job, const Profile *profile, const CaError *error)
 {
-	return job_fail(job, SAFECAD_ERROR_CA, "%s Support: %s (%s).",
-			error->message ? error->message : "The CA request failed.",
-			profile && profile->support ? profile->support : "your CA",
-			profile ? profile->name : "?");
+	/* TRANSLATORS: what went wrong (one or more sentences), then the CA's
+	 * support line (phone and hours) and the CA's name. */
+	return job_fail(job, SAFECAD_ERROR_CA, _("%s Support: %s (%s)."),
+			error->message ? error->message : _("The CA request failed."),
+			support_of(profile), profile ? profile->name : "?");
 }
 
 static const JobCertificate *find_certificate(Job *job, const char *serial)
@@ -90,7 +100,7 @@ static int ask_pending(Job *job, json_t **ret)
 	if (asked == 0) {
 		json_decref(all);
 		return job_fail(job, SAFECAD_ERROR_NOTHING_TO_DO,
-				"No certificate on token %s belongs to a CA that safecad knows.",
+				_("No certificate on token %s belongs to a CA that safecad knows."),
 				job->token_serial);
 	}
 	*ret = all;
@@ -197,7 +207,9 @@ static int advance(Activation *a, ActivationStep step)
 	r = journal_save(a->journal);
 	if (r < 0)
 		return job_fail(a->job, SAFECAD_ERROR_FAILED,
-				"Cannot record the activation's progress in %s: %s", name,
+				/* TRANSLATORS: the step (accepted, logged-in, key-ready,
+				 * …), then why the state file cannot be written. */
+				_("Cannot record the activation's progress in %s: %s"), name,
 				strerror(-r));
 	/* For the crash tests: die here as a power cut would. */
 	if (crash_at && streq(crash_at, name))
@@ -287,17 +299,19 @@ static int activation_begin(Activation *a)
 						job->action_id)) action = entry;
 	if (!action)
 		return job_fail(job, SAFECAD_ERROR_NOTHING_TO_DO,
-				"The CA has no pending action \"%s\" for token %s.", job->action_id,
-				job->token_serial);
+				_("The CA has no pending action \"%s\" for token %s."),
+				job->action_id, job->token_serial);
 	if (!ca_action_supported(action, &reason))
 		return job_fail(job, SAFECAD_ERROR_NOTHING_TO_DO,
-				"Action \"%s\" cannot be activated by safecad: %s.", job->action_id,
-				reason ? reason : "unsupported");
+				_("Action \"%s\" cannot be activated by safecad: %s."),
+				job->action_id,
+				reason ? reason : _("this kind of action is not supported"));
 	a->old = find_certificate(job, json_string_value(json_object_get(action, "replaces")));
 	if (!a->old)
-		return job_fail(job, SAFECAD_ERROR_FAILED,
-				"The certificate that action \"%s\" replaces is not on the token.",
-				job->action_id);
+		return job_fail(
+		    job, SAFECAD_ERROR_FAILED,
+		    _("The certificate that action \"%s\" replaces is not on the token."),
+		    job->action_id);
 	a->journal =
 	    json_pack("{s:i,s:s,s:s,s:O,s:s,s:s,s:s,s:s,s:b,s:s,s:s,s:{s:s?,s:s?,s:s?}}", "version",
 		      1, "token", job->token_serial, "action_id", job->action_id, "action", action,
@@ -307,7 +321,7 @@ static int activation_begin(Activation *a)
 		      "module", job->module_path, "token_info", "label", job->token_label,
 		      "manufacturer", job->token_manufacturer, "model", job->token_model);
 	if (!a->journal)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 	return advance(a, STEP_ACCEPTED);
 }
 
@@ -319,8 +333,8 @@ static int activation_resume(Activation *a)
 	a->old = find_certificate(a->job, old_serial);
 	if (!a->old)
 		return job_fail(a->job, SAFECAD_ERROR_FAILED,
-				"The certificate this activation replaces (%s) is no longer on "
-				"the token.",
+				_("The certificate this activation replaces (%s) is no longer on "
+				  "the token."),
 				strempty(old_serial));
 	/* The answer to "keep the previous registration" is the one given
 	 * now, when given again. */
@@ -339,52 +353,53 @@ static int login(Activation *a)
 
 	r = token_session_pin_flags(&a->session, &flags);
 	if (r < 0)
-		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Cannot read token %s: %s",
+		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot read token %s: %s"),
 				job->token_serial, strerror(-r));
 	if (flags.locked)
 		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
-				"The PIN of token %s is locked. Support: %s.", job->token_serial,
-				a->profile && a->profile->support ? a->profile->support
-								  : "your CA");
+				_("The PIN of token %s is locked. Support: %s."), job->token_serial,
+				support_of(a->profile));
 	if (flags.final_try && !job->allow_final_try)
 		return job_fail(job, SAFECAD_ERROR_FINAL_TRY,
-				"Token %s locks at the next wrong PIN; nothing was tried. Allow "
-				"the final try explicitly to go on.",
+				_("Token %s locks at the next wrong PIN; nothing was tried. Allow "
+				  "the final try explicitly to go on."),
 				job->token_serial);
 
 	r = pin_new(&pin);
 	if (r < 0)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 	r = pin_read_fd(pin, job->pin_fd, PIN_READ_TIMEOUT_MS);
 	close(job->pin_fd);
 	job->pin_fd = -1;
 	if (r < 0)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "No PIN was received: %s",
-				r == -ENODATA ? "it is empty" : strerror(-r));
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("No PIN was received: %s"),
+				r == -ENODATA ? _("it is empty") : strerror(-r));
 	if ((flags.min_pin_len && pin->size < flags.min_pin_len) ||
 	    (flags.max_pin_len && pin->size > flags.max_pin_len))
-		return job_fail(job, SAFECAD_ERROR_WRONG_PIN,
-				"The PIN of token %s has %lu to %lu characters; nothing was tried.",
-				job->token_serial, flags.min_pin_len, flags.max_pin_len);
+		return job_fail(
+		    job, SAFECAD_ERROR_WRONG_PIN,
+		    _("The PIN of token %s has %lu to %lu characters; nothing was tried."),
+		    job->token_serial, flags.min_pin_len, flags.max_pin_len);
 
 	r = token_session_login(&a->session, pin->data, pin->size);
 	if (r >= 0)
 		return 0;
 	if (token_session_pin_flags(&a->session, &flags) >= 0 && flags.locked)
-		return job_fail(
-		    job, SAFECAD_ERROR_PIN_LOCKED,
-		    "Wrong PIN: token %s is now locked. Support: %s.", job->token_serial,
-		    a->profile && a->profile->support ? a->profile->support : "your CA");
+		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
+				_("Wrong PIN: token %s is now locked. Support: %s."),
+				job->token_serial, support_of(a->profile));
 	if (r == -EKEYREVOKED)
-		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, "The PIN of token %s is locked.",
+		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, _("The PIN of token %s is locked."),
 				job->token_serial);
 	if (r == -EACCES || r == -EIO || r == -ERANGE)
-		return job_fail(job, SAFECAD_ERROR_WRONG_PIN, "Wrong PIN for token %s%s",
-				job->token_serial,
-				flags.final_try	  ? ": one try left before the token locks."
-				: flags.count_low ? ": few tries left."
-						  : ".");
-	return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Cannot log in to token %s: %s",
+		return job_fail(
+		    job, SAFECAD_ERROR_WRONG_PIN,
+		    flags.final_try
+			? _("Wrong PIN for token %s: one try left before the token locks.")
+		    : flags.count_low ? _("Wrong PIN for token %s: few tries left.")
+				      : _("Wrong PIN for token %s."),
+		    job->token_serial);
+	return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot log in to token %s: %s"),
 			job->token_serial, strerror(-r));
 }
 
@@ -402,12 +417,14 @@ static int prepare_key(Activation *a)
 	if (hex_decode(a->old->key_id, old_id, sizeof(old_id), &old_id_size) < 0 ||
 	    token_session_find_private_key(&a->session, old_id, old_id_size, &a->old_key) < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED,
-				"The key of certificate %s is not on the token.", a->old->serial);
+				_("The key of certificate %s is not on the token."),
+				a->old->serial);
 	a->old_alg = jws_alg_for_key(X509_get0_pubkey(a->old->x509));
 	if (!a->old_alg)
-		return job_fail(job, SAFECAD_ERROR_FAILED,
-				"The key of certificate %s is of a kind safecad cannot sign with.",
-				a->old->serial);
+		return job_fail(
+		    job, SAFECAD_ERROR_FAILED,
+		    _("The key of certificate %s is of a kind safecad cannot sign with."),
+		    a->old->serial);
 
 	if (!json_is_true(json_object_get(key, "generate"))) {
 		memcpy(a->new_key_id, old_id, old_id_size);
@@ -417,34 +434,34 @@ static int prepare_key(Activation *a)
 		a->new_alg = a->old_alg;
 		json_object_set_new(a->journal, "new_key_id", json_string(a->old->key_id));
 		return a->new_public_key ? advance(a, STEP_KEY_READY)
-					 : job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+					 : job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 	}
 
 	new_id_hex = json_string_value(json_object_get(a->journal, "new_key_id"));
 	if (new_id_hex) {
 		if (hex_decode(new_id_hex, a->new_key_id, sizeof(a->new_key_id),
 			       &a->new_key_id_size) < 0)
-			return job_fail(job, SAFECAD_ERROR_FAILED, "The journal is damaged.");
+			return job_fail(job, SAFECAD_ERROR_FAILED, _("The journal is damaged."));
 		r = token_session_find_private_key(&a->session, a->new_key_id, a->new_key_id_size,
 						   &a->new_key);
 		if (r < 0 && journal_step(a->journal) >= STEP_KEY_READY)
 			return job_fail(job, SAFECAD_ERROR_FAILED,
-					"The new key (%s) of this activation is no longer on the "
-					"token.",
+					_("The new key (%s) of this activation is no longer on "
+					  "the token."),
 					new_id_hex);
 	} else {
 		_cleanup_free_ char *hex = NULL;
 		a->new_key_id_size = NEW_KEY_ID_SIZE;
 		if (RAND_bytes(a->new_key_id, NEW_KEY_ID_SIZE) != 1 ||
 		    !(hex = hex_encode(a->new_key_id, NEW_KEY_ID_SIZE)))
-			return job_fail(job, SAFECAD_ERROR_FAILED, "Cannot make a key id.");
+			return job_fail(job, SAFECAD_ERROR_FAILED, _("Cannot make a key id."));
 		/* Journaled before the key exists: after a crash the same
 		 * id finds it, and no second key is ever sent to the CA. */
 		json_object_set_new(a->journal, "new_key_id", json_string(hex));
 		r = journal_save(a->journal);
 		if (r < 0)
-			return job_fail(job, SAFECAD_ERROR_FAILED, "Cannot write the journal: %s",
-					strerror(-r));
+			return job_fail(job, SAFECAD_ERROR_FAILED,
+					_("Cannot write the journal: %s"), strerror(-r));
 		r = -ENOENT;
 	}
 	if (r == -ENOENT) {
@@ -453,23 +470,25 @@ static int prepare_key(Activation *a)
 		json_int_t bits = json_integer_value(json_object_get(key, "bits"));
 
 		if (asprintf(&label, "safecad %s", a->action_id) < 0)
-			return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+			return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 		log_info("Generating a %s key on token %s for action %s.", strempty(type),
 			 job->token_serial, a->action_id);
 		r = token_session_generate(&a->session, strempty(type), (unsigned)bits,
 					   a->new_key_id, a->new_key_id_size, label, &a->new_key);
 		if (r < 0)
 			return job_fail(job, SAFECAD_ERROR_FAILED,
-					"The token could not make the new key: %s", strerror(-r));
+					_("The token could not make the new key: %s"),
+					strerror(-r));
 	}
 	r = token_session_public_key(&a->session, a->new_key, a->new_key_id, a->new_key_id_size,
 				     &a->new_public_key);
 	if (r < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED,
-				"Cannot read the new public key from the token: %s", strerror(-r));
+				_("Cannot read the new public key from the token: %s"),
+				strerror(-r));
 	a->new_alg = jws_alg_for_key(a->new_public_key);
 	if (!a->new_alg)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "The new key is of an unknown kind.");
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("The new key is of an unknown kind."));
 	return advance(a, STEP_KEY_READY);
 }
 
@@ -520,7 +539,7 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 		chain = sk_X509_new_null();
 		if (!certificate || !chain) {
 			sk_X509_free(chain);
-			return job_fail(job, SAFECAD_ERROR_FAILED, "The journal is damaged.");
+			return job_fail(job, SAFECAD_ERROR_FAILED, _("The journal is damaged."));
 		}
 		json_array_foreach(json_object_get(a->journal, "chain"), i, pem)
 		{
@@ -540,13 +559,13 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 		r = name_from_json(json_object_get(a->action, "subject"), &subject);
 		if (r < 0)
 			return job_fail(job, SAFECAD_ERROR_FAILED,
-					"The action's subject is invalid.");
+					_("The action's subject is invalid."));
 		r = csr_build(&subject, a->new_public_key, a->new_alg, sign_with, &new_key, &csr,
 			      &csr_size);
 		name_clear(&subject);
 		if (r < 0)
 			return job_fail(job, SAFECAD_ERROR_FAILED,
-					"Cannot make the certificate request: %s", strerror(-r));
+					_("Cannot make the certificate request: %s"), strerror(-r));
 		r = advance(a, STEP_CSR_SENT);
 		if (r < 0) {
 			OPENSSL_free(csr);
@@ -562,7 +581,7 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 		if (!chain_json || pem_of(certificate, &pem) < 0) {
 			json_decref(chain_json);
 			sk_X509_pop_free(chain, X509_free);
-			return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+			return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 		}
 		json_object_set_new(a->journal, "certificate", json_string(pem));
 		free(pem);
@@ -587,7 +606,8 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 	if (r < 0) {
 		name_clear(&subject);
 		sk_X509_pop_free(chain, X509_free);
-		return job_fail(job, SAFECAD_ERROR_FAILED, "The action in the journal is invalid.");
+		return job_fail(job, SAFECAD_ERROR_FAILED,
+				_("The action in the journal is invalid."));
 	}
 	check = cert_check(certificate, chain, a->new_public_key, &subject, not_before, not_after,
 			   a->profile->issuers, time(NULL), &reason);
@@ -604,10 +624,12 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 		if (r < 0)
 			log_warning_errno(r, "Cannot roll the journal back to key-ready: %m");
 		return job_fail(job, SAFECAD_ERROR_CA,
-				"The CA's certificate failed check %d: %s. Nothing was written to "
-				"the token. Support: %s (%s).",
-				(int)check, reason ? reason : "?",
-				a->profile->support ? a->profile->support : "your CA",
+				/* TRANSLATORS: the number of the check (1 to 4, as
+				 * protocol-v1 counts them), why it failed, the CA's
+				 * support line and the CA's name. */
+				_("The CA's certificate failed check %d: %s. Nothing was written "
+				  "to the token. Support: %s (%s)."),
+				(int)check, reason ? reason : "?", support_of(a->profile),
 				a->profile->name);
 	}
 	r = advance(a, STEP_VERIFIED);
@@ -655,7 +677,7 @@ static int write_certificate(Activation *a, X509 *certificate)
 	int r;
 
 	if (!label || serial_to_hex(X509_get0_serialNumber(certificate), &new_serial) < 0)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 	if (journal_step(a->journal) < STEP_WRITTEN) {
 		r = token_session_has_certificate(&a->session, certificate);
 		if (r == 0)
@@ -663,9 +685,9 @@ static int write_certificate(Activation *a, X509 *certificate)
 							    a->new_key_id_size, label);
 		if (r < 0)
 			return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
-					"Cannot write the new certificate to token %s: %s",
+					_("Cannot write the new certificate to token %s: %s"),
 					job->token_serial,
-					r == -ENODEV ? "it was pulled out" : strerror(-r));
+					r == -ENODEV ? _("it was pulled out") : strerror(-r));
 	}
 	json_object_set_new(a->journal, "new_serial", json_string(new_serial));
 	entry = json_pack("{s:O,s:O?,s:s,s:s,s:s,s:n,s:o}", "action",
@@ -674,7 +696,7 @@ static int write_certificate(Activation *a, X509 *certificate)
 			  "old_serial", a->old->serial, "new_serial", new_serial, "completed",
 			  "agencies", agencies_json(a->profile));
 	if (!entry)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 	r = history_add(entry);
 	json_decref(entry);
 	if (r < 0)
@@ -699,8 +721,10 @@ static int confirm(Activation *a, X509 *certificate, bool *ret_confirmed, char *
 		log_warning("Confirming action %s failed: %s", a->action_id,
 			    strempty(error.message));
 		*ret_confirmed = false;
-		if (asprintf(ret_error, "%s Support: %s.", strempty(error.message),
-			     a->profile->support ? a->profile->support : "your CA") < 0)
+		/* TRANSLATORS: why the CA's confirmation failed, then the CA's
+		 * support line. */
+		if (asprintf(ret_error, _("%s Support: %s."), strempty(error.message),
+			     support_of(a->profile)) < 0)
 			*ret_error = NULL;
 		return 0;
 	}
@@ -780,8 +804,8 @@ static void activation_run(Activation *a)
 		a->journal = NULL;
 		r = activation_begin(a);
 	} else if (r < 0)
-		r = job_fail(job, SAFECAD_ERROR_FAILED, "The activation journal cannot be read: %s",
-			     strerror(-r));
+		r = job_fail(job, SAFECAD_ERROR_FAILED,
+			     _("The activation journal cannot be read: %s"), strerror(-r));
 	else
 		r = activation_resume(a);
 	if (r < 0)
@@ -791,14 +815,15 @@ static void activation_run(Activation *a)
 	a->profile =
 	    profile_by_file_name(job, json_string_value(json_object_get(a->journal, "profile")));
 	if (!a->profile) {
-		job_fail(job, SAFECAD_ERROR_FAILED, "The CA profile of this activation is gone.");
+		job_fail(job, SAFECAD_ERROR_FAILED,
+			 _("The CA profile of this activation is gone."));
 		return;
 	}
 
 	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
 			       &a->session);
 	if (r < 0) {
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Token %s is not there any more (%s).",
+		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Token %s is not there any more (%s)."),
 			 job->token_serial, strerror(-r));
 		return;
 	}

@@ -6,6 +6,7 @@
 
 #include "build-config.h"
 #include "bus-names.h"
+#include "i18n.h"
 #include "log-event.h"
 #include "log.h"
 #include "macro.h"
@@ -245,7 +246,7 @@ static int method_rescan(sd_bus_message *message, void *userdata, sd_bus_error *
 	r = manager_reply_after_scan(userdata, reply);
 	if (r == -EBUSY)
 		return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-					"Too many rescans are waiting; try again shortly.");
+					_("Too many rescans are waiting; try again shortly."));
 	return r < 0 ? r : 1;
 }
 
@@ -258,7 +259,7 @@ static int method_get_history(sd_bus_message *message, void *userdata, sd_bus_er
 	r = history_read(&history);
 	if (r < 0)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
-					 "The history cannot be read: %s", strerror(-r));
+					 _("The history cannot be read: %s"), strerror(-r));
 	text = json_dumps(history, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(history);
 	if (!text)
@@ -287,23 +288,24 @@ static int method_tick_agencies(sd_bus_message *message, void *userdata, sd_bus_
 		n++;
 	if (n == 0 || n > 64)
 		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-					"Name between 1 and 64 agencies.");
+					_("Name between 1 and 64 agencies."));
 	r = polkit_verify(message, "org.safecad.manage", &context->polkit_queries, error);
 	if (r <= 0)
 		return r < 0 ? r : 1;
 	r = history_tick_agencies(isempty(action) ? NULL : action, ids, n);
+	if (r == -ENOENT && isempty(action))
+		return sd_bus_error_set(error, SAFECAD_ERROR_NOTHING_TO_DO,
+					_("No activation is recorded yet."));
 	if (r == -ENOENT)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
-					 isempty(action) ? "No activation is recorded yet."
-							 : "No activation \"%s\" is recorded.",
-					 action);
+					 _("No activation \"%s\" is recorded."), action);
 	if (r == -ESRCH)
 		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-					"An agency named is not on that activation's list; nothing "
-					"was ticked.");
+					_("An agency named is not on that activation's list; "
+					  "nothing was ticked."));
 	if (r < 0)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
-					 "The history cannot be written: %s", strerror(-r));
+					 _("The history cannot be written: %s"), strerror(-r));
 	return sd_bus_reply_method_return(message, NULL);
 }
 

@@ -5,6 +5,7 @@
 
 #include "build-config.h"
 #include "bus-names.h"
+#include "i18n.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
@@ -450,7 +451,7 @@ static int method_export(sd_bus_message *message, void *userdata, sd_bus_error *
 
 	if (!current)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
-					 "Token %s has no current certificate.",
+					 _("Token %s has no current certificate."),
 					 token->info.serial);
 	/* A certificate is public, and the shipped policy lets anyone
 	 * export; an admin may restrict it. */

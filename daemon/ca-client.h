@@ -36,7 +36,7 @@ typedef struct CaError {
 	char *type;    /* "urn:safeca:badCSR", … (problem documents only) */
 	char *title;   /* the CA's words, control characters removed */
 	char *detail;  /* idem */
-	char *message; /* one line for people, in English (translated by the caller) */
+	char *message; /* one line for people, in the daemon's language (LC_MESSAGES) */
 } CaError;
 
 void ca_error_clear(CaError *error);
@@ -103,8 +103,8 @@ int ca_confirm(const Profile *profile, const CaNetwork *network, const char *act
 	       CaError *error);
 
 /* Whether this client can carry out the entry (type renew or change, and
- * a key it can make). When not, *ret_reason says why (a static string in
- * English, for people). */
+ * a key it can make). When not, *ret_reason says why (a static string for
+ * people, translated). */
 bool ca_action_supported(json_t *action, const char **ret_reason);
 
 /* The entry's message as it may be shown: cut after 1024 characters, with

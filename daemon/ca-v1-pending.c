@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "ca-client.h"
+#include "i18n.h"
 #include "log.h"
 #include "macro.h"
 
@@ -297,7 +298,7 @@ int ca_v1_pending_validate(const char *ca_name, json_t *answer, char *const *sen
 	pending = json_is_object(answer) ? json_object_get(answer, "pending") : NULL;
 	if (!json_is_array(pending)) {
 		if (ret_what)
-			*ret_what = "it has no \"pending\" list";
+			*ret_what = _("it has no \"pending\" list");
 		return -EBADMSG;
 	}
 	kept = json_array();
@@ -351,9 +352,9 @@ bool ca_action_supported(json_t *action, const char **ret_reason)
 
 	type = json_string_value(json_object_get(action, "type"));
 	if (!json_is_object(action) || !type || !json_is_object(key))
-		reason = "the CA's entry is not a valid action";
+		reason = _("the CA's entry is not a valid action");
 	else if (!streq(type, "renew") && !streq(type, "change"))
-		reason = "this version of safecad does not know this kind of action";
+		reason = _("this version of safecad does not know this kind of action");
 	else if (json_is_true(json_object_get(key, "generate"))) {
 		const char *key_type = json_string_value(json_object_get(key, "type"));
 		json_t *bits = json_object_get(key, "bits");
@@ -362,16 +363,16 @@ bool ca_action_supported(json_t *action, const char **ret_reason)
 		if (streq_ptr(key_type, "rsa")) {
 			json_int_t b = json_integer_value(bits);
 			if (!json_is_integer(bits) || (b != 2048 && b != 3072 && b != 4096))
-				reason = "the CA asks for an RSA key size that safecad cannot make "
-					 "(only 2048, 3072 and 4096 bits)";
+				reason = _("the CA asks for an RSA key size that safecad cannot "
+					   "make (only 2048, 3072 and 4096 bits)");
 		} else if (streq_ptr(key_type, "ec")) {
 			if (!streq_ptr(curve, "P-256"))
-				reason = "the CA asks for an EC curve that safecad cannot make "
-					 "(only P-256)";
+				reason = _("the CA asks for an EC curve that safecad cannot make "
+					   "(only P-256)");
 		} else
-			reason = "the CA asks for a kind of key safecad cannot make";
+			reason = _("the CA asks for a kind of key safecad cannot make");
 	} else if (!json_is_false(json_object_get(key, "generate")))
-		reason = "the CA's entry is not a valid action";
+		reason = _("the CA's entry is not a valid action");
 
 	if (reason) {
 		if (ret_reason)

@@ -16,6 +16,7 @@
 #include "build-config.h"
 #include "ca-v1-pending.h"
 #include "curl-error.h"
+#include "i18n.h"
 #include "jws.h"
 #include "log.h"
 #include "macro.h"
@@ -118,13 +119,31 @@ _printf_(5, 6) static int fail(CaError *error, CaErrorKind kind, long http_statu
 	return r;
 }
 
-#define fail_malformed(error, status, ...)                                                         \
-	fail(error, CA_ERROR_MALFORMED, status, -EBADMSG,                                          \
-	     "The CA's answer is not valid: " __VA_ARGS__)
-
 static int fail_oom(CaError *error)
 {
-	return fail(error, CA_ERROR_NONE, 0, -ENOMEM, "Out of memory");
+	return fail(error, CA_ERROR_NONE, 0, -ENOMEM, _("Out of memory"));
+}
+
+/* A break of the contract: format says what is wrong with the answer. */
+_printf_(3, 4) static int fail_malformed(CaError *error, long http_status, const char *format, ...)
+{
+	_cleanup_free_ char *what = NULL;
+	va_list ap;
+	int n;
+
+	if (!error)
+		return -EBADMSG;
+	va_start(ap, format);
+	n = vasprintf(&what, format, ap);
+	va_end(ap);
+	if (n < 0) {
+		what = NULL;
+		return fail_oom(error);
+	}
+	/* TRANSLATORS: %s says what is wrong with the answer, e.g. "it was
+	 * cut short (https://…)". */
+	return fail(error, CA_ERROR_MALFORMED, http_status, -EBADMSG,
+		    _("The CA's answer is not valid: %s"), what);
 }
 
 static int64_t now_monotonic(void)
@@ -338,13 +357,14 @@ static int check_base_url(const char *url, bool *ret_loopback, CaError *error)
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 		return fail(error, CA_ERROR_UNREACHABLE, 0, -EINVAL,
-			    "The CA's address in the profile is not valid: %s", url);
+			    _("The CA's address in the profile is not valid: %s"), url);
 	(void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
 	(void)curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
 	if (query || fragment)
-		return fail(error, CA_ERROR_UNREACHABLE, 0, -EINVAL,
-			    "The CA's address in the profile must not have a query or fragment: %s",
-			    url);
+		return fail(
+		    error, CA_ERROR_UNREACHABLE, 0, -EINVAL,
+		    _("The CA's address in the profile must not have a query or fragment: %s"),
+		    url);
 	if (strcasecmp(scheme, "https") == 0) {
 		*ret_loopback = loopback_host(host);
 		return 0;
@@ -356,8 +376,8 @@ static int check_base_url(const char *url, bool *ret_loopback, CaError *error)
 	/* Refused here, before any connection: the contract allows plain
 	 * http only for tests and demos on this machine. */
 	return fail(error, CA_ERROR_UNREACHABLE, 0, -ECONNREFUSED,
-		    "The CA's address must use https:// (plain http:// is allowed only for "
-		    "127.0.0.1, ::1 and localhost): %s",
+		    _("The CA's address must use https:// (plain http:// is allowed only for "
+		      "127.0.0.1, ::1 and localhost): %s"),
 		    url);
 }
 
@@ -373,10 +393,10 @@ static int client_open(Client *client, const Profile *profile, const CaNetwork *
 
 	r = ca_client_global_init();
 	if (r < 0)
-		return fail(error, CA_ERROR_NONE, 0, r, "libcurl could not be initialized");
+		return fail(error, CA_ERROR_NONE, 0, r, _("libcurl could not be initialized"));
 	if (!profile || isempty(profile->url))
 		return fail(error, CA_ERROR_UNREACHABLE, 0, -EINVAL,
-			    "The CA profile has no address (url)");
+			    _("The CA profile has no address (url)"));
 	r = check_base_url(profile->url, &loopback, error);
 	if (r < 0)
 		return r;
@@ -425,7 +445,7 @@ static int client_open(Client *client, const Profile *profile, const CaNetwork *
 		r = curl_error_to_errno(c, 0);
 		if (r == -ENOMEM)
 			return fail_oom(error);
-		return fail(error, CA_ERROR_UNREACHABLE, 0, r, "libcurl cannot be set up (%s)",
+		return fail(error, CA_ERROR_UNREACHABLE, 0, r, _("libcurl cannot be set up (%s)"),
 			    curl_easy_strerror(c));
 	}
 	return 0;
@@ -510,11 +530,11 @@ static int client_send(Client *client, const char *url, const char *content_type
 	log_debug("%s %s: %s (%s)", method, url, curl_easy_strerror(c), client->curl_error);
 	if (answer.body_too_large || c == CURLE_FILESIZE_EXCEEDED) {
 		answer_clear(&answer);
-		return fail_malformed(error, 0, "it is larger than 1 MiB (%s)", url);
+		return fail_malformed(error, 0, _("it is larger than 1 MiB (%s)"), url);
 	}
 	if (answer.headers_too_large) {
 		answer_clear(&answer);
-		return fail_malformed(error, 0, "its headers are larger than 64 KiB (%s)", url);
+		return fail_malformed(error, 0, _("its headers are larger than 64 KiB (%s)"), url);
 	}
 	answer_clear(&answer);
 	if (c == CURLE_WRITE_ERROR)
@@ -528,15 +548,19 @@ static int client_send(Client *client, const char *url, const char *content_type
 		/* Until the request could be sent (TCP and TLS done), the
 		 * connect timeout is the one that ran out. */
 		return fail(
-		    error, CA_ERROR_TIMEOUT, 0, -ETIMEDOUT, "The CA did not answer within %u s: %s",
+		    error, CA_ERROR_TIMEOUT, 0, -ETIMEDOUT,
+		    /* TRANSLATORS: seconds, then the address asked. */
+		    _("The CA did not answer within %u s: %s"),
 		    pretransfer_time == 0 ? client->connect_timeout_sec : client->timeout_sec, url);
 	case -EBADMSG:
 		return fail_malformed(error, 0, "%s (%s)", curl_error_reason(c, os_errno), url);
 	default:
 		return fail(error, CA_ERROR_UNREACHABLE, 0,
 			    r == -EHOSTUNREACH ? -EHOSTUNREACH : -ECONNREFUSED,
-			    "The CA could not be reached (%s): %s", curl_error_reason(c, os_errno),
-			    url);
+			    /* TRANSLATORS: why (e.g. "connection refused"), then the
+			     * address asked. */
+			    _("The CA could not be reached (%s): %s"),
+			    curl_error_reason(c, os_errno), url);
 	}
 }
 
@@ -588,15 +612,15 @@ static int answer_error(const Answer *answer, const char *url, CaError *error)
 	int r;
 
 	if (answer->status < 400)
-		return fail_malformed(error, answer->status, "unexpected HTTP %ld from %s",
+		return fail_malformed(error, answer->status, _("unexpected HTTP %ld from %s"),
 				      answer->status, url);
 	r = answer_json(answer, &json);
 	if (r == -ENOMEM)
 		return fail_oom(error);
 	if (r < 0 || !json_is_object(json))
 		return fail_malformed(error, answer->status,
-				      "HTTP %ld from %s without a problem document", answer->status,
-				      url);
+				      _("HTTP %ld from %s without a problem document"),
+				      answer->status, url);
 
 	type = problem_text(json, "type", MAX_PROBLEM_TYPE_CHARS);
 	title = problem_text(json, "title", MAX_PROBLEM_TEXT_CHARS);
@@ -613,20 +637,24 @@ static int answer_error(const Answer *answer, const char *url, CaError *error)
 		return fail_oom(error);
 	}
 
+	/* TRANSLATORS (the four messages below): the %s right after the
+	 * sentence is empty, or ": " and the CA's own words (its title — its
+	 * detail); the last %s is "(<problem type>, HTTP <status>)". */
 	if (answer->status == 429 && parse_retry_after(answer->retry_after, &retry_after) &&
 	    retry_after > WAIT_MAX_SEC)
-		r = fail(error, CA_ERROR_GAVE_UP, answer->status, -ETIME,
-			 "The CA is too busy and asks to wait %u s, longer than safecad waits%s %s",
-			 retry_after, words, where);
+		r = fail(
+		    error, CA_ERROR_GAVE_UP, answer->status, -ETIME,
+		    _("The CA is too busy and asks to wait %u s, longer than safecad waits%s %s"),
+		    retry_after, words, where);
 	else if (answer->status == 429 && parse_retry_after(answer->retry_after, &retry_after))
 		r = fail(error, CA_ERROR_GAVE_UP, answer->status, -ETIME,
-			 "The CA is too busy to answer in time%s %s", words, where);
+			 _("The CA is too busy to answer in time%s %s"), words, where);
 	else if (answer->status >= 500)
 		r = fail(error, CA_ERROR_PROBLEM, answer->status, -EPROTO,
-			 "The CA could not handle the request%s %s", words, where);
+			 _("The CA could not handle the request%s %s"), words, where);
 	else
 		r = fail(error, CA_ERROR_PROBLEM, answer->status, -EPROTO,
-			 "The CA refused the request%s %s", words, where);
+			 _("The CA refused the request%s %s"), words, where);
 	if (error && r != -ENOMEM) {
 		error->type = TAKE_PTR(type);
 		error->title = TAKE_PTR(title);
@@ -693,8 +721,8 @@ static int client_nonce(Client *client, int64_t deadline, char **ret, CaError *e
 	if (answer.status != 204)
 		return answer_error(&answer, url, error);
 	if (answer.nonce_bad || !answer.nonce[0])
-		return fail_malformed(error, answer.status, "no valid Replay-Nonce header from %s",
-				      url);
+		return fail_malformed(error, answer.status,
+				      _("no valid Replay-Nonce header from %s"), url);
 	nonce = strdup(answer.nonce);
 	if (!nonce)
 		return fail_oom(error);
@@ -725,7 +753,8 @@ static int client_post_signed(Client *client, const char *url, const CaSigner *s
 			return fail_oom(error);
 		if (r < 0)
 			return fail(error, CA_ERROR_NONE, 0, r,
-				    "The request to the CA could not be signed: %s", strerror(-r));
+				    _("The request to the CA could not be signed: %s"),
+				    strerror(-r));
 		r = client_send(client, url, "application/jose+json", body, &answer, error);
 		if (r < 0)
 			return r;
@@ -829,7 +858,7 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
 	int r;
 
 	if (!token_serial || (n_certificates > 0 && !certificates) || !ret)
-		return fail(error, CA_ERROR_NONE, 0, -EINVAL, "Invalid arguments");
+		return fail(error, CA_ERROR_NONE, 0, -EINVAL, _("Invalid arguments"));
 	r = client_open(&client, profile, network, error);
 	if (r < 0)
 		return r;
@@ -841,7 +870,7 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
 		return fail_oom(error);
 	if (r < 0)
 		return fail(error, CA_ERROR_NONE, 0, r,
-			    "A certificate on the token cannot be described to the CA: %s",
+			    _("A certificate on the token cannot be described to the CA: %s"),
 			    strerror(-r));
 
 	/* No deadline here but the 60 s cap on the one wait for a 429. */
@@ -856,13 +885,15 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
 		return fail_oom(error);
 	if (r < 0)
 		return fail_malformed(error, answer.status,
-				      "the list of pending actions from %s is not JSON", url);
+				      _("the list of pending actions from %s is not JSON"), url);
 	r = ca_v1_pending_validate(profile->name, json, sent.items, sent.n_items, &kept, &what);
 	if (r == -ENOMEM)
 		return fail_oom(error);
 	if (r < 0)
 		return fail_malformed(error, answer.status,
-				      "the list of pending actions from %s: %s", url, what);
+				      /* TRANSLATORS: the address asked, then what is
+				       * wrong with the list. */
+				      _("the list of pending actions from %s: %s"), url, what);
 	*ret = kept;
 	return 0;
 }
@@ -909,25 +940,25 @@ static int parse_issued(const Answer *answer, X509 **ret_certificate, STACK_OF(X
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0 || !json_is_object(json)) {
-		*ret_what = "it is not a JSON object";
+		*ret_what = _("it is not a JSON object");
 		return -EBADMSG;
 	}
 	pem = json_object_get(json, "certificate");
 	if (!json_is_string(pem) ||
 	    pem_one_certificate(json_string_value(pem), json_string_length(pem), &certificate) <
 		0) {
-		*ret_what = "\"certificate\" is not exactly one PEM certificate";
+		*ret_what = _("\"certificate\" is not exactly one PEM certificate");
 		return -EBADMSG;
 	}
 	/* The contract always sends "chain", perhaps empty; its absence
 	 * means the same. */
 	list = json_object_get(json, "chain");
 	if (list && !json_is_array(list)) {
-		*ret_what = "\"chain\" is not an array";
+		*ret_what = _("\"chain\" is not an array");
 		return -EBADMSG;
 	}
 	if (json_array_size(list) > MAX_CHAIN) {
-		*ret_what = "\"chain\" holds more than 8 certificates";
+		*ret_what = _("\"chain\" holds more than 8 certificates");
 		return -EBADMSG;
 	}
 	chain = sk_X509_new_null();
@@ -940,7 +971,7 @@ static int parse_issued(const Answer *answer, X509 **ret_certificate, STACK_OF(X
 		if (!json_is_string(item) ||
 		    pem_one_certificate(json_string_value(item), json_string_length(item), &x509) <
 			0) {
-			*ret_what = "an entry of \"chain\" is not exactly one PEM certificate";
+			*ret_what = _("an entry of \"chain\" is not exactly one PEM certificate");
 			return -EBADMSG;
 		}
 		if (!sk_X509_push(chain, x509)) {
@@ -993,7 +1024,7 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 	/* The id goes into the path: only the contract's characters. */
 	if (!ca_v1_action_id_valid(action_id) || !signer || !csr || csr_size == 0 ||
 	    !ret_certificate || !ret_chain)
-		return fail(error, CA_ERROR_NONE, 0, -EINVAL, "Invalid arguments");
+		return fail(error, CA_ERROR_NONE, 0, -EINVAL, _("Invalid arguments"));
 	r = client_open(&client, profile, network, error);
 	if (r < 0)
 		return r;
@@ -1021,7 +1052,9 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 				return fail_oom(error);
 			if (r < 0)
 				return fail_malformed(error, answer.status,
-						      "the issued certificate from %s: %s", url,
+						      /* TRANSLATORS: the address asked, then
+						       * what is wrong with the answer. */
+						      _("the issued certificate from %s: %s"), url,
 						      what);
 			*ret_certificate = certificate;
 			*ret_chain = chain;
@@ -1031,12 +1064,16 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 			return answer_error(&answer, url, error);
 
 		wait = accepted_wait(&answer);
+		if (!wait_fits(deadline, wait) && poll_limit_sec % 60 == 0)
+			return fail(error, CA_ERROR_GAVE_UP, answer.status, -ETIME,
+				    _("The CA had not issued the certificate after %u min; a later "
+				      "activation continues where this one stopped"),
+				    poll_limit_sec / 60);
 		if (!wait_fits(deadline, wait))
 			return fail(error, CA_ERROR_GAVE_UP, answer.status, -ETIME,
-				    "The CA had not issued the certificate after %u %s; a later "
-				    "activation continues where this one stopped",
-				    poll_limit_sec % 60 == 0 ? poll_limit_sec / 60 : poll_limit_sec,
-				    poll_limit_sec % 60 == 0 ? "min" : "s");
+				    _("The CA had not issued the certificate after %u s; a later "
+				      "activation continues where this one stopped"),
+				    poll_limit_sec);
 		log_debug("%s: not issued yet, asking again in %u s.", url, wait);
 		sleep_seconds(wait);
 	}
@@ -1053,7 +1090,7 @@ int ca_confirm(const Profile *profile, const CaNetwork *network, const char *act
 	int r;
 
 	if (!ca_v1_action_id_valid(action_id) || !signer || isempty(installed_serial))
-		return fail(error, CA_ERROR_NONE, 0, -EINVAL, "Invalid arguments");
+		return fail(error, CA_ERROR_NONE, 0, -EINVAL, _("Invalid arguments"));
 	r = client_open(&client, profile, network, error);
 	if (r < 0)
 		return r;
@@ -1074,6 +1111,7 @@ int ca_confirm(const Profile *profile, const CaNetwork *network, const char *act
 		return fail_oom(error);
 	if (r < 0 || !streq_ptr(json_string_value(json_object_get(json, "status")), "completed"))
 		return fail_malformed(error, answer.status,
-				      "the confirmation from %s does not say \"completed\"", url);
+				      _("the confirmation from %s does not say \"completed\""),
+				      url);
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "i18n.h"
 #include "macro.h"
 #include "time-util.h"
 
@@ -58,7 +59,8 @@ static CertCheck check_chain(X509 *certificate, STACK_OF(X509) * chain,
 	if (error != X509_V_OK)
 		return fail(
 		    CERT_CHECK_CHAIN, ret_reason,
-		    "the certificate does not chain to an issuer the CA profile trusts (%s)",
+		    /* TRANSLATORS: %s is OpenSSL's reason, in English. */
+		    _("the certificate does not chain to an issuer the CA profile trusts (%s)"),
 		    X509_verify_cert_error_string(error));
 	return CERT_CHECK_OK;
 }
@@ -76,27 +78,27 @@ CertCheck cert_check(X509 *certificate, STACK_OF(X509) * chain, EVP_PKEY *csr_ke
 
 	if (!key || EVP_PKEY_eq(key, csr_key) != 1)
 		return fail(CERT_CHECK_KEY, ret_reason,
-			    "the certificate's public key is not the key of the request");
+			    _("the certificate's public key is not the key of the request"));
 	if (name_from_x509(X509_get_subject_name(certificate), &subject) < 0)
 		return fail(CERT_CHECK_SUBJECT, ret_reason,
-			    "the certificate's subject cannot be read");
+			    _("the certificate's subject cannot be read"));
 	same = name_equal(&subject, action_subject);
 	name_clear(&subject);
 	if (!same)
 		return fail(CERT_CHECK_SUBJECT, ret_reason,
-			    "the certificate's subject differs from the one the CA announced");
+			    _("the certificate's subject differs from the one the CA announced"));
 	if (asn1_time_to_unix(X509_get0_notBefore(certificate), &not_before) < 0 ||
 	    asn1_time_to_unix(X509_get0_notAfter(certificate), &not_after) < 0)
 		return fail(CERT_CHECK_VALIDITY, ret_reason,
-			    "the certificate's validity cannot be read");
+			    _("the certificate's validity cannot be read"));
 	if (check_chain(certificate, chain, trust_anchors, now, not_before, ret_reason) !=
 	    CERT_CHECK_OK)
 		return CERT_CHECK_CHAIN;
 	if (not_before < action_not_before - WINDOW_SLACK ||
 	    not_after > action_not_after + WINDOW_SLACK)
 		return fail(CERT_CHECK_VALIDITY, ret_reason,
-			    "the certificate's validity (%s to %s) lies outside the one the CA "
-			    "announced",
+			    _("the certificate's validity (%s to %s) lies outside the one the CA "
+			      "announced"),
 			    strempty(format_rfc3339(a, sizeof(a), not_before)),
 			    strempty(format_rfc3339(b, sizeof(b), not_after)));
 	return CERT_CHECK_OK;

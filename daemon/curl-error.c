@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdbool.h>
 
+#include "i18n.h"
+
 static bool unreachable(long os_errno)
 {
 	return os_errno == EHOSTUNREACH || os_errno == ENETUNREACH || os_errno == EHOSTDOWN ||
@@ -71,30 +73,30 @@ const char *curl_error_reason(CURLcode code, long os_errno)
 {
 	switch (code) {
 	case CURLE_OK:
-		return "no error";
+		return _("no error");
 	case CURLE_OUT_OF_MEMORY:
-		return "out of memory";
+		return _("out of memory");
 	case CURLE_OPERATION_TIMEDOUT:
-		return "timed out";
+		return _("timed out");
 	case CURLE_COULDNT_RESOLVE_HOST:
-		return "host name not found";
+		return _("host name not found");
 	case CURLE_COULDNT_RESOLVE_PROXY:
-		return "proxy name not found";
+		return _("proxy name not found");
 	case CURLE_COULDNT_CONNECT:
 		if (os_errno == EHOSTUNREACH || os_errno == EHOSTDOWN)
-			return "host unreachable";
+			return _("host unreachable");
 		if (os_errno == ENETUNREACH || os_errno == ENETDOWN)
-			return "network unreachable";
-		return "connection refused";
+			return _("network unreachable");
+		return _("connection refused");
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_INVALIDCERTSTATUS:
-		return "its TLS certificate is not trusted";
+		return _("its TLS certificate is not trusted");
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		return "its TLS key is not the expected one";
+		return _("its TLS key is not the expected one");
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CRL_BADFILE:
-		return "the profile's trust file cannot be used";
+		return _("the profile's trust file cannot be used");
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CIPHER:
 	case CURLE_SSL_CERTPROBLEM:
@@ -102,27 +104,27 @@ const char *curl_error_reason(CURLcode code, long os_errno)
 	case CURLE_SSL_ENGINE_SETFAILED:
 	case CURLE_SSL_ENGINE_INITFAILED:
 	case CURLE_USE_SSL_FAILED:
-		return "TLS handshake failed";
+		return _("TLS handshake failed");
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_HTTP2:
 	case CURLE_HTTP2_STREAM:
 	case CURLE_HTTP3:
-		return "connection lost";
+		return _("connection lost");
 	case CURLE_GOT_NOTHING:
-		return "the server closed the connection without answering";
+		return _("the server closed the connection without answering");
 	case CURLE_PARTIAL_FILE:
-		return "it was cut short";
+		return _("it was cut short");
 	case CURLE_WEIRD_SERVER_REPLY:
-		return "it is not HTTP";
+		return _("it is not HTTP");
 	case CURLE_BAD_CONTENT_ENCODING:
-		return "its content encoding is not valid";
+		return _("its content encoding is not valid");
 	case CURLE_FILESIZE_EXCEEDED:
-		return "it is too large";
+		return _("it is too large");
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		return "the address's scheme is not supported";
+		return _("the address's scheme is not supported");
 	case CURLE_URL_MALFORMAT:
-		return "the address is not valid";
+		return _("the address is not valid");
 	default:
 		return curl_easy_strerror(code);
 	}

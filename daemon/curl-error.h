@@ -8,7 +8,7 @@
  * a refused connection from an unreachable host. */
 int curl_error_to_errno(CURLcode code, long os_errno);
 
-/* A few words in English for people on what went wrong, for the same
+/* A few words for people (translated) on what went wrong, for the same
  * pair: what kept the CA from being reached ("connection refused"), or,
  * for the codes that map to -EBADMSG, what is wrong with its answer ("it
  * was cut short"). */

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 
 #include "bus-names.h"
+#include "i18n.h"
 #include "log.h"
 #include "macro.h"
 
@@ -126,7 +127,7 @@ void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))
 	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
 			       &session);
 	if (r < 0)
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Token %s is not there any more (%s).",
+		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Token %s is not there any more (%s)."),
 			 job->token_serial, strerror(-r));
 	else
 		fn(job, &session);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus-names.h"
+#include "i18n.h"
 #include "jobs.h"
 #include "log.h"
 #include "macro.h"
@@ -16,20 +17,22 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pin *, pin_free)
 
-static int read_pin(Job *job, int *fd, const char *which, Pin **ret)
+static int read_pin(Job *job, int *fd, bool is_new, Pin **ret)
 {
 	Pin *pin = NULL;
 	int r = pin_new(&pin);
 
 	if (r < 0)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 	r = pin_read_fd(pin, *fd, PIN_READ_TIMEOUT_MS);
 	close(*fd);
 	*fd = -1;
 	if (r < 0) {
 		pin_free(pin);
-		return job_fail(job, SAFECAD_ERROR_FAILED, "No %s PIN was received: %s", which,
-				r == -ENODATA ? "it is empty" : strerror(-r));
+		return job_fail(job, SAFECAD_ERROR_FAILED,
+				is_new ? _("No new PIN was received: %s")
+				       : _("No current PIN was received: %s"),
+				r == -ENODATA ? _("it is empty") : strerror(-r));
 	}
 	*ret = pin;
 	return 0;
@@ -50,35 +53,35 @@ static void change_pin(Job *job, TokenSession *session)
 
 	r = token_session_pin_flags(session, &flags);
 	if (r < 0) {
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Cannot read token %s: %s",
+		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot read token %s: %s"),
 			 job->token_serial, strerror(-r));
 		return;
 	}
 	if (flags.locked) {
 		job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
-			 "The PIN of token %s is locked; only the CA can unlock it.",
+			 _("The PIN of token %s is locked; only the CA can unlock it."),
 			 job->token_serial);
 		return;
 	}
 	if (flags.final_try && !job->allow_final_try) {
 		job_fail(job, SAFECAD_ERROR_FINAL_TRY,
-			 "Token %s locks at the next wrong PIN; nothing was tried. Allow the final "
-			 "try explicitly to go on.",
+			 _("Token %s locks at the next wrong PIN; nothing was tried. Allow the "
+			   "final try explicitly to go on."),
 			 job->token_serial);
 		return;
 	}
-	if (read_pin(job, &job->pin_fd, "current", &old_pin) < 0 ||
-	    read_pin(job, &job->new_pin_fd, "new", &new_pin) < 0)
+	if (read_pin(job, &job->pin_fd, false, &old_pin) < 0 ||
+	    read_pin(job, &job->new_pin_fd, true, &new_pin) < 0)
 		return;
 	if (!length_fits(&flags, new_pin->size)) {
 		job_fail(job, SAFECAD_ERROR_PIN_LENGTH,
-			 "The new PIN must have %lu to %lu characters; nothing was changed.",
+			 _("The new PIN must have %lu to %lu characters; nothing was changed."),
 			 flags.min_pin_len, flags.max_pin_len);
 		return;
 	}
 	if (!length_fits(&flags, old_pin->size)) {
 		job_fail(job, SAFECAD_ERROR_WRONG_PIN,
-			 "The PIN of token %s has %lu to %lu characters; nothing was tried.",
+			 _("The PIN of token %s has %lu to %lu characters; nothing was tried."),
 			 job->token_serial, flags.min_pin_len, flags.max_pin_len);
 		return;
 	}
@@ -95,24 +98,28 @@ static void change_pin(Job *job, TokenSession *session)
 	r = p11_rv_to_errno(rv);
 	if (token_session_pin_flags(session, &flags) >= 0 && flags.locked)
 		job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
-			 "Wrong PIN: token %s is now locked; only the CA can unlock it.",
+			 _("Wrong PIN: token %s is now locked; only the CA can unlock it."),
 			 job->token_serial);
 	else if (r == -EKEYREVOKED)
-		job_fail(job, SAFECAD_ERROR_PIN_LOCKED, "The PIN of token %s is locked.",
+		job_fail(job, SAFECAD_ERROR_PIN_LOCKED, _("The PIN of token %s is locked."),
 			 job->token_serial);
 	else if (r == -ERANGE || rv == CKR_PIN_INVALID)
 		job_fail(job, SAFECAD_ERROR_PIN_LENGTH,
-			 "Token %s does not accept that new PIN (%s); nothing was changed.",
-			 job->token_serial,
-			 rv == CKR_PIN_INVALID ? "characters it refuses" : "its length");
+			 rv == CKR_PIN_INVALID
+			     ? _("Token %s does not accept that new PIN (characters it refuses); "
+				 "nothing was changed.")
+			     : _("Token %s does not accept that new PIN (its length); nothing was "
+				 "changed."),
+			 job->token_serial);
 	else if (r == -EACCES || r == -EIO)
-		job_fail(job, SAFECAD_ERROR_WRONG_PIN, "Wrong PIN for token %s%s",
-			 job->token_serial,
-			 flags.final_try   ? ": one try left before the token locks."
-			 : flags.count_low ? ": few tries left."
-					   : ".");
+		job_fail(job, SAFECAD_ERROR_WRONG_PIN,
+			 flags.final_try
+			     ? _("Wrong PIN for token %s: one try left before the token locks.")
+			 : flags.count_low ? _("Wrong PIN for token %s: few tries left.")
+					   : _("Wrong PIN for token %s."),
+			 job->token_serial);
 	else
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Cannot change the PIN of token %s: %s",
+		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot change the PIN of token %s: %s"),
 			 job->token_serial, strerror(-r));
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "i18n.h"
 #include "log.h"
 #include "macro.h"
 
@@ -50,7 +51,9 @@ static int on_answer(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
 		log_warning("polkit could not answer for %s: %s", q->action,
 			    e && e->message ? e->message : "no reason");
 		sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
-				  "Not authorized (%s): polkit did not answer.", q->action);
+				  /* TRANSLATORS: %s is a polkit action id, such as
+				   * org.safecad.activate. */
+				  _("Not authorized (%s): polkit did not answer."), q->action);
 		q->answer = 0;
 	} else {
 		r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
@@ -58,15 +61,16 @@ static int on_answer(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
 			r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
 		if (r < 0) {
 			sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
-					  "Not authorized (%s): polkit's answer cannot be read.",
+					  _("Not authorized (%s): polkit's answer cannot be read."),
 					  q->action);
 			q->answer = 0;
 		} else {
 			q->answer = authorized;
 			if (!authorized)
 				sd_bus_error_setf(&q->error, SD_BUS_ERROR_ACCESS_DENIED,
-						  challenge ? "Authentication is required for %s."
-							    : "Not authorized for %s.",
+						  challenge
+						      ? _("Authentication is required for %s.")
+						      : _("Not authorized for %s."),
 						  q->action);
 		}
 	}
@@ -94,10 +98,10 @@ static int ask(sd_bus_message *m, const char *action, PolkitQuery **queries, sd_
 		n++;
 	if (n >= POLKIT_MAX_QUERIES)
 		return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-					"Too many authorizations are waiting; try again later.");
+					_("Too many authorizations are waiting; try again later."));
 	if (!sender)
 		return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-					"The caller cannot be identified.");
+					_("The caller cannot be identified."));
 	r = sd_bus_message_new_method_call(
 	    bus, &call, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
 	    "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
@@ -145,7 +149,7 @@ int polkit_verify(sd_bus_message *m, const char *action, PolkitQuery **queries, 
 		r = sd_bus_creds_get_euid(creds, &uid);
 	if (r < 0)
 		return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-					"The caller cannot be identified.");
+					_("The caller cannot be identified."));
 	if (uid == 0)
 		return 1;
 

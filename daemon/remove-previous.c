@@ -18,6 +18,7 @@
 #include "bus-names.h"
 #include "config.h"
 #include "hex.h"
+#include "i18n.h"
 #include "history.h"
 #include "jobs.h"
 #include "log.h"
@@ -176,14 +177,14 @@ static int login(Job *job, TokenSession *session)
 
 	r = token_session_pin_flags(session, &flags);
 	if (r < 0)
-		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Cannot read token %s: %s",
+		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot read token %s: %s"),
 				job->token_serial, strerror(-r));
 	if (flags.locked)
-		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, "The PIN of token %s is locked.",
+		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, _("The PIN of token %s is locked."),
 				job->token_serial);
 	if (flags.final_try && !job->allow_final_try)
 		return job_fail(job, SAFECAD_ERROR_FINAL_TRY,
-				"Token %s locks at the next wrong PIN; nothing was tried.",
+				_("Token %s locks at the next wrong PIN; nothing was tried."),
 				job->token_serial);
 	r = pin_new(&pin);
 	if (r >= 0)
@@ -191,17 +192,17 @@ static int login(Job *job, TokenSession *session)
 	close(job->pin_fd);
 	job->pin_fd = -1;
 	if (r < 0)
-		return job_fail(job, SAFECAD_ERROR_FAILED, "No PIN was received: %s",
-				r == -ENODATA ? "it is empty" : strerror(-r));
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("No PIN was received: %s"),
+				r == -ENODATA ? _("it is empty") : strerror(-r));
 	r = token_session_login(session, pin->data, pin->size);
 	if (r == -EKEYREVOKED)
-		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, "The PIN of token %s is locked.",
+		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, _("The PIN of token %s is locked."),
 				job->token_serial);
 	if (r == -EACCES || r == -EIO || r == -ERANGE)
-		return job_fail(job, SAFECAD_ERROR_WRONG_PIN, "Wrong PIN for token %s.",
+		return job_fail(job, SAFECAD_ERROR_WRONG_PIN, _("Wrong PIN for token %s."),
 				job->token_serial);
 	if (r < 0)
-		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, "Cannot log in to token %s: %s",
+		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot log in to token %s: %s"),
 				job->token_serial, strerror(-r));
 	return 0;
 }
@@ -222,14 +223,14 @@ static void remove_previous(Job *job, TokenSession *session)
 	bio = BIO_new(BIO_s_mem());
 	if (!bio || PEM_write_bio_X509(bio, job->remove) != 1) {
 		BIO_free(bio);
-		job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+		job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 		return;
 	}
 	size = BIO_get_mem_data(bio, &data);
 	pem = strndup(data, (size_t)size);
 	BIO_free(bio);
 	if (!pem || serial_to_hex(X509_get0_serialNumber(job->remove), &serial) < 0) {
-		job_fail(job, SAFECAD_ERROR_FAILED, "Out of memory.");
+		job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 		return;
 	}
 	/* The certificate is kept in the history before it leaves the
@@ -239,7 +240,7 @@ static void remove_previous(Job *job, TokenSession *session)
 	json_decref(pem_json);
 	if (r < 0) {
 		job_fail(job, SAFECAD_ERROR_FAILED,
-			 "Cannot record the certificate in the history: %s", strerror(-r));
+			 _("Cannot record the certificate in the history: %s"), strerror(-r));
 		return;
 	}
 	journal =
@@ -247,7 +248,7 @@ static void remove_previous(Job *job, TokenSession *session)
 		      job->action_id, "module", job->module_path, "certificate", pem, "key_id",
 		      job->remove_key_id, "remove_key", job->remove_key, "step", "none");
 	if (!journal || save_step(journal, "started") < 0) {
-		job_fail(job, SAFECAD_ERROR_FAILED, "Cannot write the removal journal.");
+		job_fail(job, SAFECAD_ERROR_FAILED, _("Cannot write the removal journal."));
 		return;
 	}
 	if (job->remove_key) {
@@ -261,10 +262,10 @@ static void remove_previous(Job *job, TokenSession *session)
 			if (path)
 				(void)state_file_remove(path);
 			job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
-				 "Cannot remove the previous key from token %s: %s; nothing was "
-				 "removed.",
+				 _("Cannot remove the previous key from token %s: %s; nothing was "
+				   "removed."),
 				 job->token_serial,
-				 r == -ENODEV ? "it was pulled out" : strerror(-r));
+				 r == -ENODEV ? _("it was pulled out") : strerror(-r));
 			return;
 		}
 	}
@@ -274,8 +275,10 @@ static void remove_previous(Job *job, TokenSession *session)
 	if (r < 0) {
 		/* The rest goes at the next scan, with no PIN needed. */
 		job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
-			 "The previous key is gone; its certificate goes when token %s is read "
-			 "again (%s).",
+			 /* TRANSLATORS: the token's serial, then why the certificate
+			  * could not be removed now. */
+			 _("The previous key is gone; its certificate goes when token %s is "
+			   "read again (%s)."),
 			 job->token_serial, strerror(-r));
 		return;
 	}

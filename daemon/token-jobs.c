@@ -10,6 +10,7 @@
 #include "bus-manager.h"
 #include "bus-names.h"
 #include "history.h"
+#include "i18n.h"
 #include "journal.h"
 #include "log-event.h"
 #include "log.h"
@@ -250,12 +251,12 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 		Job *next = TAKE_PTR(token->next_job);
 		if (!token->present) {
 			(void)sd_bus_reply_method_errorf(next->request, SAFECAD_ERROR_TOKEN_GONE,
-							 "Token %s is not plugged in.",
+							 _("Token %s is not plugged in."),
 							 token->info.serial);
 			job_free(next);
 		} else if (job_start(context->jobs, next) < 0) {
 			(void)sd_bus_reply_method_errorf(next->request, SAFECAD_ERROR_FAILED,
-							 "Cannot start the activation.");
+							 _("Cannot start the activation."));
 			job_free(next);
 		} else
 			token->job = next;
@@ -298,11 +299,11 @@ static int check_busy(Token *token, sd_bus_error *error)
 {
 	if (!token->present)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_TOKEN_GONE,
-					 "Token %s is not plugged in.", token->info.serial);
+					 _("Token %s is not plugged in."), token->info.serial);
 	if (token->job)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_BUSY,
-					 "Token %s is busy with another job; try again when it "
-					 "ends.",
+					 _("Token %s is busy with another job; try again when it "
+					   "ends."),
 					 token->info.serial);
 	return 0;
 }
@@ -360,7 +361,7 @@ static int read_bool_options(sd_bus_message *m, const BoolOption *options, size_
 
 		if (n >= CHECK_OPTION_MAX)
 			return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-						"Too many options.");
+						_("Too many options."));
 		r = sd_bus_message_read(m, "s", &key);
 		if (r < 0)
 			return r;
@@ -369,11 +370,11 @@ static int read_bool_options(sd_bus_message *m, const BoolOption *options, size_
 				option = &options[i];
 		if (!option)
 			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "Unknown option \"%s\".", key);
+						 _("Unknown option \"%s\"."), key);
 		r = sd_bus_message_read(m, "v", "b", option->value);
 		if (r < 0)
 			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "Option \"%s\" takes a boolean.", key);
+						 _("Option \"%s\" takes a boolean."), key);
 		r = sd_bus_message_exit_container(m);
 		if (r < 0)
 			return r;
@@ -405,7 +406,7 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 		return r;
 	if (!action_id_valid(action_id))
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-					 "\"%.64s\" is not an action id.", action_id);
+					 _("\"%.64s\" is not an action id."), action_id);
 	/* Behind a running check (the one made on insert, say) the
 	 * activation waits its turn; behind anything else it is refused. */
 	bool after_check =
@@ -529,7 +530,7 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 
 	if (history_read(&history) < 0 || !(entry = latest_activation(history, token->info.serial)))
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
-					 "No activation has replaced a certificate on token %s.",
+					 _("No activation has replaced a certificate on token %s."),
 					 token->info.serial);
 	old_serial = json_string_value(json_object_get(entry, "old_serial"));
 	for (size_t i = 0; old_serial && i < token->info.n_certificates; i++)
@@ -537,17 +538,17 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 			old = &token->info.certificates[i];
 	if (!old)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
-					 "The previous certificate %s is no longer on token %s.",
+					 _("The previous certificate %s is no longer on token %s."),
 					 strempty(old_serial), token->info.serial);
 	if (old == current)
-		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
-					 "Certificate %s is the current one; it is never removed.",
-					 old->serial);
+		return sd_bus_error_setf(
+		    error, SAFECAD_ERROR_FAILED,
+		    _("Certificate %s is the current one; it is never removed."), old->serial);
 	if (!agencies_all_done(entry) && !force)
 		return sd_bus_error_setf(
 		    error, SAFECAD_ERROR_AGENCIES_PENDING,
-		    "Step 3 is not done: not every agency of activation %s is "
-		    "ticked (safectl agencies). Use --force to remove anyway.",
+		    _("Step 3 is not done: not every agency of activation %s is ticked "
+		      "(safectl agencies). Use --force to remove anyway."),
 		    strempty(json_string_value(json_object_get(entry, "action"))));
 	/* Never a key another certificate on the token still uses (a
 	 * re-certified key is the current certificate's too). */
