@@ -394,20 +394,32 @@ int verb_activate(int argc, char *argv[])
 			}
 		}
 		if (n == 0) {
-			fprintf(stderr,
-				action_id
-				    ? _("The CA has no action \"%s\" for this token.\n")
-				    : _("Nothing to activate: the CA has no pending %s for this "
-					"token.\n"),
-				action_id ? action_id
-					  : (arg_action_type ? arg_action_type : _("action")));
+			if (action_id)
+				fprintf(stderr, _("The CA has no action \"%s\" for this token.\n"),
+					action_id);
+			else if (streq_ptr(arg_action_type, "renew"))
+				fputs(
+				    _("Nothing to activate: the CA has no pending renewal for this "
+				      "token.\n"),
+				    stderr);
+			else if (streq_ptr(arg_action_type, "change"))
+				fputs(_("Nothing to activate: the CA has no pending change of "
+					"information for this token.\n"),
+				      stderr);
+			else
+				fputs(
+				    _("Nothing to activate: the CA has no pending action for this "
+				      "token.\n"),
+				    stderr);
 			return EXIT_NOTHING;
 		}
 		if (n > 1) {
 			fprintf(stderr, _("Several actions are pending; name one:\n"));
 			json_array_foreach(pending, i,
 					   entry) if (type_wanted(entry) && activatable(entry))
-			    fprintf(stderr, "  %-20s %s, %s to %s\n", json_str(entry, "id"),
+			    /* TRANSLATORS: an action id, its type (renew or change, as
+			     * the CA names it), and the new certificate's validity. */
+			    fprintf(stderr, _("  %-20s %s, %s to %s\n"), json_str(entry, "id"),
 				    json_str(entry, "type"), json_str(entry, "not_before"),
 				    json_str(entry, "not_after"));
 			return EXIT_FAILED;
@@ -424,6 +436,8 @@ int verb_activate(int argc, char *argv[])
 		if (action)
 			print_action(token, action);
 		else
+			/* TRANSLATORS: the action id, the token's serial, and the
+			 * last step done as safecad names it (key-ready, …). */
 			printf(_("Continuing the interrupted activation %s of token %s (stopped "
 				 "after: %s).\n"),
 			       action_id, json_str(token, "serial"), json_str(activation, "step"));

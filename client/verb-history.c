@@ -86,7 +86,11 @@ int verb_history(int argc, char *argv[])
 		json_array_foreach(json_object_get(entry, "agencies"), k,
 				   agency) if (json_is_true(json_object_get(agency, "done")))
 		    done++;
-		printf("%-20s %-7s token %s  %s -> %s  %s  agencies %zu/%zu\n",
+		/* TRANSLATORS: one activation: its id, its type (renew or
+		 * change), the token's serial, the old and the new certificate
+		 * serial, when the CA confirmed it, and how many of the Step 3
+		 * agencies are ticked, of how many. */
+		printf(_("%-20s %-7s token %s  %s -> %s  %s  agencies %zu/%zu\n"),
 		       json_str(entry, "action"), json_str(entry, "type"), json_str(entry, "token"),
 		       json_str(entry, "old_serial"), json_str(entry, "new_serial"),
 		       json_is_string(json_object_get(entry, "completed"))

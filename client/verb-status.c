@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wchar.h>
 
 #include "i18n.h"
 #include "safectl.h"
 
 #define WARN_DAYS 30
+/* Columns of the labels in status and show, and of a certificate's in show. */
+#define LABEL_WIDTH 13
+#define DETAIL_WIDTH 11
 
 /* The value of the name's CN, or the whole name in one line. */
 static void print_name(FILE *f, json_t *name, bool short_form)
@@ -48,11 +53,32 @@ static void print_days(json_t *days)
 	json_int_t d = json_integer_value(days);
 
 	if (d < 0)
-		printf(_("EXPIRED %lld day(s) ago"), (long long)-d);
+		printf(ngettext("EXPIRED %lld day ago", "EXPIRED %lld days ago", (unsigned long)-d),
+		       (long long)-d);
 	else if (d < WARN_DAYS)
-		printf(_("%lld day(s) left  <-- renew soon"), (long long)d);
+		printf(ngettext("%lld day left  <-- renew soon", "%lld days left  <-- renew soon",
+				(unsigned long)d),
+		       (long long)d);
 	else
-		printf(_("%lld day(s) left"), (long long)d);
+		printf(ngettext("%lld day left", "%lld days left", (unsigned long)d), (long long)d);
+}
+
+/* Blanks after label up to width columns, then one more: printf's %-13s
+ * counts bytes, and most Vietnamese letters take two or three. */
+static void print_label(int indent, const char *label, int width)
+{
+	int columns = -1;
+	size_t n = mbstowcs(NULL, label, 0);
+
+	if (n != (size_t)-1) {
+		wchar_t *wide = calloc(n + 1, sizeof(wchar_t));
+		if (wide && mbstowcs(wide, label, n + 1) != (size_t)-1)
+			columns = wcswidth(wide, n);
+		free(wide);
+	}
+	if (columns < 0)
+		columns = (int)strlen(label);
+	printf("%*s%s%*s ", indent, "", label, columns < width ? width - columns : 0, "");
 }
 
 static void print_date(const char *rfc3339)
@@ -79,49 +105,68 @@ static void print_token(json_t *token, bool details)
 		printf("%s\n", json_str(token, "label"));
 	else
 		printf("%s %s\n", json_str(token, "label"), _("(not plugged in)"));
-	printf("  %-13s %s\n", _("Serial:"), json_str(token, "serial"));
-	printf("  %-13s %s %s\n", _("Token:"), json_str(token, "manufacturer"),
-	       json_str(token, "model"));
-	printf("  %-13s %s\n", _("PIN:"), pin_text(json_str(token, "pin")));
-	if (json_is_true(json_object_get(token, "pin_must_change")))
-		printf("  %-13s %s\n", "", _("the token asks for a new PIN"));
-	printf("  %-13s %s\n", _("CA:"),
-	       json_is_string(profile) ? json_string_value(profile) : _("unknown"));
+	/* TRANSLATORS: this label and the others of status and show before a
+	 * value: at most 13 columns, or the values no longer line up. */
+	print_label(2, _("Serial:"), LABEL_WIDTH);
+	printf("%s\n", json_str(token, "serial"));
+	print_label(2, _("Token:"), LABEL_WIDTH);
+	printf("%s %s\n", json_str(token, "manufacturer"), json_str(token, "model"));
+	print_label(2, _("PIN:"), LABEL_WIDTH);
+	printf("%s\n", pin_text(json_str(token, "pin")));
+	if (json_is_true(json_object_get(token, "pin_must_change"))) {
+		print_label(2, "", LABEL_WIDTH);
+		printf("%s\n", _("the token asks for a new PIN"));
+	}
+	print_label(2, _("CA:"), LABEL_WIDTH);
+	printf("%s\n", json_is_string(profile) ? json_string_value(profile) : _("unknown"));
+	print_label(2, _("Certificate:"), LABEL_WIDTH);
 	if (current) {
-		printf("  %-13s ", _("Certificate:"));
 		print_name(stdout, json_object_get(current, "subject"), true);
-		printf("\n  %-13s %s\n", _("Serial no.:"), json_str(current, "serial"));
-		printf("  %-13s ", _("Expires:"));
+		putchar('\n');
+		print_label(2, _("Serial no.:"), LABEL_WIDTH);
+		printf("%s\n", json_str(current, "serial"));
+		print_label(2, _("Expires:"), LABEL_WIDTH);
 		print_date(json_str(current, "not_after"));
 		printf(", ");
 		print_days(days);
 		putchar('\n');
 	} else
-		printf("  %-13s %s\n", _("Certificate:"), _("none with its key on the token"));
+		printf("%s\n", _("none with its key on the token"));
 	if (details) {
-		printf("  %-13s %s\n", _("URI:"), json_str(token, "uri"));
+		print_label(2, _("URI:"), LABEL_WIDTH);
+		printf("%s\n", json_str(token, "uri"));
 		json_array_foreach(certificates, i, c)
 		{
-			printf("\n  %s %s%s\n", _("Certificate"), json_str(c, "serial"),
-			       json_is_true(json_object_get(c, "current")) ? _(" (current)") : "");
-			printf("    %-11s ", _("Subject:"));
+			printf(json_is_true(json_object_get(c, "current"))
+				   ? _("\n  Certificate %s (current)\n")
+				   : _("\n  Certificate %s\n"),
+			       json_str(c, "serial"));
+			/* TRANSLATORS: this label and the four below it: at
+			 * most 11 columns, or the values no longer line up. */
+			print_label(4, _("Subject:"), DETAIL_WIDTH);
 			print_name(stdout, json_object_get(c, "subject"), false);
-			printf("\n    %-11s ", _("Issuer:"));
+			putchar('\n');
+			print_label(4, _("Issuer:"), DETAIL_WIDTH);
 			print_name(stdout, json_object_get(c, "issuer"), false);
-			printf("\n    %-11s ", _("Valid:"));
+			putchar('\n');
+			print_label(4, _("Valid:"), DETAIL_WIDTH);
 			print_date(json_str(c, "not_before"));
 			printf(" – ");
 			print_date(json_str(c, "not_after"));
-			printf("\n    %-11s %s\n", _("SHA-256:"), json_str(c, "sha256"));
-			printf("    %-11s %s%s\n", _("Key ID:"), json_str(c, "key_id"),
-			       json_is_false(json_object_get(c, "has_key"))
-				   ? _(" (no key on the token)")
-				   : "");
+			putchar('\n');
+			print_label(4, _("SHA-256:"), DETAIL_WIDTH);
+			printf("%s\n", json_str(c, "sha256"));
+			print_label(4, _("Key ID:"), DETAIL_WIDTH);
+			printf(json_is_false(json_object_get(c, "has_key"))
+				   ? _("%s (no key on the token)\n")
+				   : "%s\n",
+			       json_str(c, "key_id"));
 		}
 	}
-	if (json_array_size(json_object_get(token, "pending")) > 0)
-		printf("  %-13s %zu\n", _("Pending:"),
-		       json_array_size(json_object_get(token, "pending")));
+	if (json_array_size(json_object_get(token, "pending")) > 0) {
+		print_label(2, _("Pending:"), LABEL_WIDTH);
+		printf("%zu\n", json_array_size(json_object_get(token, "pending")));
+	}
 }
 
 int verb_status(int argc, char *argv[])
