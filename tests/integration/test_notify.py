@@ -16,7 +16,7 @@ from harness.bus import MANAGER_IFACE, MANAGER_PATH, TOKEN_IFACE
 from harness.desktop import Desktop
 from harness.pinshim import use as use_pin_shim
 from harness.refca import (  # noqa: F401 - refca is a fixture
-    AGENCIES, PIN, SUPPORT, check, configure, find_cert, refca, safectl_json, token_with_pair,
+    AGENCIES, PIN, SUPPORT, activate, check, configure, refca, safectl_json, token_with_pair,
     window)
 from harness.safecad import find_token, wait_until
 
@@ -26,7 +26,7 @@ DESKTOP_TOOLS = ["Xvfb", "dunst", "dunstctl", "dbus-daemon"]
 
 
 @pytest.fixture
-def desktop(world):
+def desktop(world, request):
     for tool in DESKTOP_TOOLS:
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
@@ -34,7 +34,7 @@ def desktop(world):
     d = Desktop(directory)
     problems = []
     try:
-        d.start()
+        d.start(getattr(request, "param", "dunst"))
         yield d
     finally:
         try:
@@ -311,3 +311,25 @@ def test_safecad_gone_during_activation(world, pki, refca, desktop):
     desktop.invoke(gone["id"], "activate")
     desktop.monitor.wait_summary("Certificate renewed", timeout=90)
     assert agent.poll() is None
+    history = safectl_json(world, "history")["activations"]
+    assert [h["action"] for h in history] == [action["id"]], history
+
+
+@pytest.mark.parametrize("desktop", ["plain"], indirect=True)
+def test_server_without_actions_gets_the_commands(world, pki, refca, desktop):
+    token, old = token_with_pair(world, pki, days_left=60)
+    refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    agent = desktop.start_agent(world)
+    offer = desktop.monitor.wait_summary("Renewal ready")
+    assert offer["actions"] == {}, "no actions offered to a server that cannot show them"
+    assert f"safectl activate {token.serial}" in offer["body"]
+    # The activation done with safectl: progress, result and Step 3 follow.
+    run = activate(world, token.serial)
+    assert run.rc == 0, run
+    desktop.monitor.wait_summary("Certificate renewed", timeout=60)
+    reminder = desktop.monitor.wait_summary("Step 3")
+    assert reminder["actions"] == {}
+    assert "safectl export" in reminder["body"] and "safectl agencies done" in reminder["body"]
+    desktop.stop_agent(agent)

@@ -182,6 +182,76 @@ class NotificationMonitor:
         self._thread.join(5)
 
 
+PLAIN_SERVER_XML = """
+<node>
+  <interface name="org.freedesktop.Notifications">
+    <method name="GetCapabilities"><arg type="as" direction="out"/></method>
+    <method name="Notify">
+      <arg type="s" direction="in"/><arg type="u" direction="in"/>
+      <arg type="s" direction="in"/><arg type="s" direction="in"/>
+      <arg type="s" direction="in"/><arg type="as" direction="in"/>
+      <arg type="a{sv}" direction="in"/><arg type="i" direction="in"/>
+      <arg type="u" direction="out"/>
+    </method>
+    <method name="CloseNotification"><arg type="u" direction="in"/></method>
+    <method name="GetServerInformation">
+      <arg type="s" direction="out"/><arg type="s" direction="out"/>
+      <arg type="s" direction="out"/><arg type="s" direction="out"/>
+    </method>
+  </interface>
+</node>
+"""
+
+
+class PlainServer:
+    """A notification server that shows text only: no actions, no markup,
+    as some desktops' servers are. (dunst always offers actions, so this
+    one stands in for those servers.)"""
+
+    def __init__(self, address):
+        self._address = address
+        self._next = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the plain notification server did not start")
+
+    def _run(self):
+        ctx = GLib.MainContext()
+        ctx.push_thread_default()
+        conn = Gio.DBusConnection.new_for_address_sync(
+            self._address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+            | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        info = Gio.DBusNodeInfo.new_for_xml(PLAIN_SERVER_XML).interfaces[0]
+        conn.register_object("/org/freedesktop/Notifications", info, self._call, None, None)
+        conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                       "RequestName", GLib.Variant("(su)", ("org.freedesktop.Notifications", 4)),
+                       None, Gio.DBusCallFlags.NONE, 5000, None)
+        self._loop = GLib.MainLoop(ctx)
+        self._ready.set()
+        self._loop.run()
+
+    def _call(self, conn, sender, path, iface, method, params, invocation):
+        if method == "GetCapabilities":
+            invocation.return_value(GLib.Variant("(as)", (["body"],)))
+        elif method == "Notify":
+            replaces = params.unpack()[1]
+            if replaces == 0:
+                self._next += 1
+            invocation.return_value(GLib.Variant("(u)", (replaces or self._next,)))
+        elif method == "CloseNotification":
+            invocation.return_value(None)
+        else:
+            invocation.return_value(GLib.Variant("(ssss)", ("plain", "test", "1", "1.2")))
+
+    def stop(self):
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            loop.quit()
+        self._thread.join(5)
+
+
 class Desktop:
     def __init__(self, directory):
         self.dir = directory
@@ -199,7 +269,7 @@ class Desktop:
         self.dmenu_log = os.path.join(directory, "dmenu.log")
         self.opened = os.path.join(directory, "opened.log")
 
-    def start(self):
+    def start(self, server="dunst"):
         # The display: Xvfb picks a free number and tells it on a pipe.
         r, w = os.pipe()
         xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "1024x640x24",
@@ -221,6 +291,9 @@ class Desktop:
         if not self.address:
             raise RuntimeError("the session bus did not start")
         self.monitor = NotificationMonitor(self.address)
+        if server == "plain":
+            self.plain = PlainServer(self.address)
+            return self
         rc = os.path.join(self.dir, "dunstrc")
         with open(rc, "w") as f:
             f.write(DUNSTRC.format(dmenu=DMENU))
@@ -347,6 +420,8 @@ class Desktop:
                 problems.append(str(e))
         if self.monitor:
             self.monitor.stop()
+        if getattr(self, "plain", None):
+            self.plain.stop()
         for proc in reversed(self.procs):
             _kill(proc)
         return problems
