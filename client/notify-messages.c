@@ -333,7 +333,7 @@ void show_error(AgentToken *t, const char *name, const char *message)
 	_cleanup_json_ json_t *action = t->announced ? token_pending_action(t, t->announced) : NULL;
 	const char *support = token_str(t, "Support");
 	const char *summary = _("The activation failed");
-	bool offer = action != NULL, support_shown = false;
+	bool offer = action != NULL, support_shown = false, tries = false;
 	_cleanup_free_ char *text = NULL;
 	Body b;
 
@@ -342,8 +342,7 @@ void show_error(AgentToken *t, const char *name, const char *message)
 	if (streq_ptr(name, SAFECAD_ERROR_WRONG_PIN)) {
 		summary = _("Wrong PIN");
 		body_line(&b, _("Nothing was changed on the token."));
-		pin_status_lines(&b, t);
-		support_shown = !streq(token_str(t, "PinStatus"), "ok");
+		tries = true;
 	} else if (streq_ptr(name, SAFECAD_ERROR_PIN_LOCKED)) {
 		summary = _("The PIN is locked");
 		body_line(&b, _("The token refuses every PIN until your CA unlocks it."));
@@ -381,6 +380,11 @@ void show_error(AgentToken *t, const char *name, const char *message)
 		_cleanup_free_ char *clean = ca_text_clean(message, CA_TEXT_MAX);
 		if (clean)
 			body_line(&b, "%s", clean);
+	}
+	/* The token's own count of the tries left, with whom to call. */
+	if (tries && !streq(token_str(t, "PinStatus"), "ok")) {
+		pin_status_lines(&b, t);
+		support_shown = true;
 	}
 	if (!support_shown && !isempty(support))
 		body_line(&b, _("Your CA's support: %s"), support);
