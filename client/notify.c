@@ -962,10 +962,7 @@ int main(int argc, char *argv[])
 	Agent agent = {};
 	int c, r;
 
-	setlocale(LC_ALL, "");
-	bindtextdomain("safecad", SAFECAD_LOCALEDIR);
-	bind_textdomain_codeset("safecad", "UTF-8");
-	textdomain("safecad");
+	i18n_init();
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':

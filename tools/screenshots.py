@@ -25,6 +25,7 @@ def build_locale(directory, lang):
     locales = os.path.join(directory, "locale")
     catalogues = os.path.join(directory, "mo")
     os.makedirs(os.path.join(catalogues, "vi", "LC_MESSAGES"))
+    os.makedirs(locales)
     subprocess.run(["localedef", "-i", "vi_VN", "-f", "UTF-8",
                     os.path.join(locales, "vi_VN.UTF-8")], check=True)
     subprocess.run(["msgfmt", "-o", os.path.join(catalogues, "vi", "LC_MESSAGES", "safecad.mo"),
