@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "action.h"
 #include "bus-names.h"
 #include "i18n.h"
 #include "pin.h"
@@ -38,31 +39,14 @@ int exit_code_for_error(const sd_bus_error *error)
 	return EXIT_FAILED;
 }
 
-/* Text from the CA, shown as plain text: control characters other than
- * newline removed, at most 1024 characters. */
+/* Text from the CA, shown as plain text (see ca_text_clean), at most 1024
+ * characters. */
 static void print_ca_text(const char *s)
 {
-	size_t chars = 0;
+	_cleanup_free_ char *clean = ca_text_clean(s, 1024);
 
-	for (const unsigned char *p = (const unsigned char *)s; *p && chars < 1024; p++) {
-		if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
-			continue;
-		/* C1 controls, U+0080..U+009F, are C2 80..C2 9F in UTF-8. */
-		if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			p++;
-			continue;
-		}
-		/* Bidirectional overrides (U+202A..U+202E, U+2066..U+2069)
-		 * could make the text read other than it is. */
-		if (*p == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
-				   (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9))) {
-			p += 2;
-			continue;
-		}
-		if ((*p & 0xc0) != 0x80)
-			chars++;
-		putchar(*p);
-	}
+	if (clean)
+		fputs(clean, stdout);
 }
 
 int call_check(sd_bus *bus, json_t *token, json_t **ret_pending)
@@ -97,22 +81,6 @@ static bool type_wanted(json_t *action)
 	if (arg_action_type)
 		return streq(type, arg_action_type);
 	return true;
-}
-
-static bool activatable(json_t *action)
-{
-	const char *type = json_str(action, "type");
-	json_t *key = json_object_get(action, "key");
-	const char *key_type = json_str(key, "type");
-	json_int_t bits = json_integer_value(json_object_get(key, "bits"));
-
-	if (!streq(type, "renew") && !streq(type, "change"))
-		return false;
-	if (!json_is_true(json_object_get(key, "generate")))
-		return true;
-	if (streq(key_type, "rsa"))
-		return bits == 2048 || bits == 3072 || bits == 4096;
-	return streq(key_type, "ec") && streq(json_str(key, "curve"), "P-256");
 }
 
 static void print_pair_list(json_t *name)
@@ -388,7 +356,7 @@ int verb_activate(int argc, char *argv[])
 		json_array_foreach(pending, i, entry)
 		{
 			if (action_id ? streq(json_str(entry, "id"), action_id)
-				      : (type_wanted(entry) && activatable(entry))) {
+				      : (type_wanted(entry) && action_activatable(entry))) {
 				action = entry;
 				n++;
 			}
@@ -415,8 +383,8 @@ int verb_activate(int argc, char *argv[])
 		}
 		if (n > 1) {
 			fprintf(stderr, _("Several actions are pending; name one:\n"));
-			json_array_foreach(pending, i,
-					   entry) if (type_wanted(entry) && activatable(entry))
+			json_array_foreach(pending, i, entry) if (type_wanted(entry) &&
+								  action_activatable(entry))
 			    /* TRANSLATORS: an action id, its type (renew or change, as
 			     * the CA names it), and the new certificate's validity. */
 			    fprintf(stderr, _("  %-20s %s, %s to %s\n"), json_str(entry, "id"),
@@ -424,7 +392,7 @@ int verb_activate(int argc, char *argv[])
 				    json_str(entry, "not_after"));
 			return EXIT_FAILED;
 		}
-		if (!activatable(action)) {
+		if (!action_activatable(action)) {
 			fprintf(stderr, _("Action %s (%s) is not one safecad can activate.\n"),
 				json_str(action, "id"), json_str(action, "type"));
 			return EXIT_NOTHING;

@@ -333,3 +333,21 @@ def test_server_without_actions_gets_the_commands(world, pki, refca, desktop):
     assert reminder["actions"] == {}
     assert "safectl export" in reminder["body"] and "safectl agencies done" in reminder["body"]
     desktop.stop_agent(agent)
+
+
+def test_ca_text_cannot_inject_markup_or_reorder_text(world, pki, refca, desktop):
+    token, old = token_with_pair(world, pki, days_left=60)
+    refca.add_action(old, type="renew", **window(365),
+                     message='Gia hạn <a href="http://evil.example">bấm đây</a> & '
+                             '<img src="x"> \u202enim\u202c\x1b[31m\x07 hết')
+    world.start_daemon()
+    check(world, token.serial)
+    desktop.start_agent(world)
+    offer = desktop.monitor.wait_summary("Renewal ready")
+    body = offer["body"]
+    # dunst reads markup: the CA's text arrives as text.
+    assert "<a " not in body and "<img" not in body, body
+    assert '&lt;a href="http://evil.example"&gt;bấm đây&lt;/a&gt; &amp; &lt;img' in body, body
+    for c in ("\u202e", "\u202c", "\x1b", "\x07"):
+        assert c not in body, repr(body)
+    assert "nim[31m hết" in body
