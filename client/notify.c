@@ -11,6 +11,7 @@
 #include "build-config.h"
 #include "bus-json.h"
 #include "bus-names.h"
+#include "history-json.h"
 #include "i18n.h"
 #include "macro.h"
 
@@ -400,19 +401,6 @@ static void reminder_free(Reminder *r)
 	free(r);
 }
 
-static bool all_agencies_done(json_t *entry)
-{
-	size_t i;
-	json_t *agency;
-
-	json_array_foreach(json_object_get(entry, "agencies"), i, agency)
-	{
-		if (!json_is_true(json_object_get(agency, "done")))
-			return false;
-	}
-	return true;
-}
-
 static Reminder *reminder_add(Agent *a, const char *action)
 {
 	Reminder *r = reminder_find(a, action), **reminders;
@@ -453,7 +441,7 @@ static int on_history(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		if (!action)
 			continue;
 		reminder = reminder_find(a, action);
-		if (all_agencies_done(entry)) {
+		if (history_agencies_done(entry)) {
 			/* Every agency ticked: the reminder has done its job. */
 			if (reminder)
 				notifier_close(a->notifier, reminder->notification);

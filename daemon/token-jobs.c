@@ -9,6 +9,7 @@
 
 #include "bus-manager.h"
 #include "bus-names.h"
+#include "history-json.h"
 #include "history.h"
 #include "i18n.h"
 #include "journal.h"
@@ -493,19 +494,6 @@ static json_t *latest_activation(json_t *history, const char *serial)
 	return NULL;
 }
 
-static bool agencies_all_done(json_t *entry)
-{
-	size_t i;
-	json_t *agency;
-
-	json_array_foreach(json_object_get(entry, "agencies"), i, agency)
-	{
-		if (!json_is_true(json_object_get(agency, "done")))
-			return false;
-	}
-	return true;
-}
-
 int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
 	Token *token = userdata;
@@ -544,7 +532,7 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 		return sd_bus_error_setf(
 		    error, SAFECAD_ERROR_FAILED,
 		    _("Certificate %s is the current one; it is never removed."), old->serial);
-	if (!agencies_all_done(entry) && !force)
+	if (!history_agencies_done(entry) && !force)
 		return sd_bus_error_setf(
 		    error, SAFECAD_ERROR_AGENCIES_PENDING,
 		    _("Step 3 is not done: not every agency of activation %s is ticked "
