@@ -121,6 +121,7 @@ static void token_free(AgentToken *t)
 	free(t->offered_action);
 	free(t->announced);
 	free(t->activating);
+	free(t->expiry_serial);
 	free(t);
 }
 
@@ -166,6 +167,14 @@ static int token_merge_properties(AgentToken *t, sd_bus_message *m)
 /* After the properties were read: say what a person should know. */
 static void token_properties_read(AgentToken *t)
 {
+	t->props_read = true;
+	if (t->expiry_serial) {
+		_cleanup_free_ char *serial = TAKE_PTR(t->expiry_serial);
+		/* The warning says all "plugged in" would, and more. */
+		t->announce_insert = false;
+		show_expiry(t, serial, t->expiry_days);
+		read_history(t->agent, token_str(t, "Serial"));
+	}
 	if (t->announce_insert) {
 		t->announce_insert = false;
 		show_inserted(t);
@@ -701,8 +710,12 @@ static int on_daemon_signal(sd_bus_message *m, void *userdata, sd_bus_error *err
 	else if (sd_bus_message_is_signal(m, SAFECAD_TOKEN_INTERFACE, "ExpiryWarning")) {
 		const char *serial;
 		int32_t days;
-		if (sd_bus_message_read(m, "si", &serial, &days) >= 0)
+		if (sd_bus_message_read(m, "si", &serial, &days) < 0)
+			return 0;
+		if (t->props_read)
 			show_expiry(t, serial, days);
+		else if (set_string(&t->expiry_serial, serial) >= 0)
+			t->expiry_days = days;
 	}
 	return 0;
 }
@@ -738,6 +751,7 @@ static int read_managed_objects(Agent *a, sd_bus_message *m)
 				r = token_merge_properties(t, m);
 				if (r < 0)
 					return r;
+				t->props_read = true;
 				/* At login every token is news; after
 				 * safecad restarts only new ones are. */
 				t->announce_insert = first || !known;

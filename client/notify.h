@@ -43,6 +43,11 @@ typedef struct AgentToken {
 	bool finished_seen;   /* ActivationFinished came for it */
 	bool announce_insert; /* show "plugged in" once the properties are read */
 	bool removed;
+	bool props_read; /* GetAll answered at least once */
+	/* An ExpiryWarning that came before the properties: shown once they
+	 * are read, instead of "plugged in". */
+	char *expiry_serial;
+	int expiry_days;
 	sd_bus_slot *activate_call, *refresh_call;
 } AgentToken;
 

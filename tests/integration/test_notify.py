@@ -5,7 +5,6 @@ with SoftHSM tokens, pcscd/vpcd hotplug and the reference CA."""
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -63,11 +62,9 @@ def test_insert_pending_activate_and_step3(hotplug_world, pki, refca, desktop):
     world.start_daemon()
     agent = desktop.start_agent(world)
     # The agent is up and following safecad before the token goes in.
-    wait_until(lambda: "org.safecad.Notify" in subprocess.run(
-        ["busctl", "--address=" + desktop.address, "list", "--no-legend"],
-        capture_output=True, text=True).stdout, message="the agent on the session bus")
+    desktop.wait_agent()
 
-    token, old = token_with_pair(world, pki, days_left=20)
+    token, old = token_with_pair(world, pki, days_left=40)
     action = refca.add_action(old, type="renew", message="Gia hạn chứng thư số 1 năm.",
                               **window(365))
     world.insert_card()
@@ -351,3 +348,35 @@ def test_ca_text_cannot_inject_markup_or_reorder_text(world, pki, refca, desktop
     for c in ("\u202e", "\u202c", "\x1b", "\x07"):
         assert c not in body, repr(body)
     assert "nim[31m hết" in body
+
+
+def test_change_of_information_shows_what_changes(world, pki, refca, desktop):
+    token, old = token_with_pair(world, pki, days_left=60)
+    before = dict(old.subject)
+    subject = [[a, "CÔNG TY TNHH THƯƠNG MẠI AN PHÁT HÀ NỘI"] if a == "O" else [a, v]
+               for a, v in old.subject]
+    refca.add_action(old, type="change", subject=subject,
+                     key={"generate": False, "type": "rsa", "bits": 2048}, **window(300))
+    world.start_daemon()
+    check(world, token.serial)
+    desktop.start_agent(world)
+    offer = desktop.monitor.wait_summary("Change of information ready")
+    assert f"O: {before['O']} → CÔNG TY TNHH THƯƠNG MẠI AN PHÁT HÀ NỘI" in offer["body"], \
+        offer["body"]
+    # Only what changes is listed.
+    assert f"CN: {before['CN']}" not in offer["body"]
+    assert offer["actions"]["activate"] == "Activate now"
+
+
+def test_expiry_warning_at_the_thresholds(hotplug_world, pki, refca, desktop):
+    world = hotplug_world
+    world.start_daemon()
+    desktop.start_agent(world)
+    desktop.wait_agent()
+    token, old = token_with_pair(world, pki, days_left=5.5)
+    world.insert_card()
+    warning = desktop.monitor.wait_summary("expires in 5 days")
+    assert "plugged in" not in " ".join(summaries(desktop)), "the warning says more"
+    assert old.serial in warning["body"] and SUPPORT in warning["body"], warning["body"]
+    assert warning["hints"]["urgency"] == 2, "a week or less is critical"
+    assert warning["timeout"] == 0

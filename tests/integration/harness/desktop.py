@@ -347,6 +347,19 @@ class Desktop:
         self.agents.append(proc)
         return proc
 
+    def wait_agent(self, timeout=15):
+        """Until the agent owns its name on the session bus: it follows
+        safecad from then on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = subprocess.run(["busctl", "--address=" + self.address, "list", "--no-legend"],
+                               capture_output=True, text=True)
+            if "org.safecad.Notify" in r.stdout:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"safecad-notify not on the session bus: {self.agent_log()}")
+            time.sleep(0.1)
+
     def agent_log(self, i=-1):
         with open(self.agents[i].log_path, errors="replace") as f:
             return f.read()
