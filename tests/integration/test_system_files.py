@@ -176,6 +176,14 @@ class Install:
     def mandir(self):
         return self.opt("mandir")
 
+    @property
+    def catalogues(self):
+        """The compiled translation of each language in po/LINGUAS."""
+        with open(os.path.join(REPO, "po", "LINGUAS")) as f:
+            languages = [line.split("#")[0].strip() for line in f]
+        return {os.path.join(self.opt("localedir"), language, "LC_MESSAGES", "safecad.mo")
+                for language in languages if language}
+
     def expected(self):
         files = {
             self.daemon,
@@ -196,6 +204,7 @@ class Install:
             os.path.join(self.opt("datadir"), "safecad", "ca.d", "safe-ca.conf"),
             os.path.join(self.opt("datadir"), "safecad", "ca.d", "safe-ca-issuers.pem"),
         }
+        files |= self.catalogues
         if self.man:
             files |= {os.path.join(self.mandir, page) for page in MAN_PAGES}
         return files
@@ -264,6 +273,15 @@ def test_meson_install_puts_every_file_where_the_distribution_expects_it(install
         f"prefix {install.prefix}\nmissing: {missing}\nnot on the list: {unexpected}")
     assert os.access(install.path(install.daemon), os.X_OK)
     assert os.access(install.path(install.completion), os.R_OK)
+
+
+def test_installed_catalogues_hold_the_translations(install):
+    msgunfmt = tool("msgunfmt")
+    for catalogue in install.catalogues:
+        r = run([msgunfmt, install.path(catalogue)])
+        assert r.returncode == 0, r.stderr
+        assert 'msgid "Accept and activate?"' in r.stdout, catalogue
+        assert 'msgstr "Đồng ý và kích hoạt?"' in r.stdout or "/vi/" not in catalogue, catalogue
 
 
 def test_installed_files_name_the_installed_paths(install):
