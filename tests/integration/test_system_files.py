@@ -7,8 +7,7 @@ rule, desktop-file-validate, man, bash-completion).
 `systemd-analyze verify` fails when ExecStart= names a missing file, so the
 units are verified as installed with ExecStart= pointing into the destdir:
 safecad.service runs the installed daemon; safecad-notify.service runs the
-installed agent once there is one, and /bin/true until then (the agent is
-not built yet). Documentation= is checked against the installed man pages.
+installed agent. Documentation= is checked against the installed man pages.
 """
 
 import json
@@ -188,6 +187,7 @@ class Install:
         files = {
             self.daemon,
             os.path.join(self.opt("bindir"), "safectl"),
+            os.path.join(self.opt("bindir"), "safecad-notify"),
             self.system_unit,
             self.user_unit,
             self.sysusers,
@@ -318,8 +318,8 @@ def test_systemd_analyze_verify_every_unit(install, scratch):
         f"systemd-analyze verify safecad.service:\n{r.stdout}{r.stderr}")
 
     agent = install.path(os.path.join(install.opt("bindir"), "safecad-notify"))
-    stand_in = agent if os.access(agent, os.X_OK) else "/bin/true"
-    user_unit = unit_copy(install, install.user_unit, scratch, stand_in)
+    assert os.access(agent, os.X_OK), f"{agent} is not installed"
+    user_unit = unit_copy(install, install.user_unit, scratch, agent)
     r = run([analyze, "--user", "verify", *man, user_unit], env=env)
     assert r.returncode == 0 and not r.stdout + r.stderr, (
         f"systemd-analyze --user verify safecad-notify.service:\n{r.stdout}{r.stderr}")
