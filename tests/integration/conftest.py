@@ -10,6 +10,7 @@ folder, also when the test failed.
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -19,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness.pcsc import VPCD_DRIVER  # noqa: E402
 from harness.pki import PKI  # noqa: E402
-from harness.safecad import World  # noqa: E402
+from harness.safecad import REPO, World  # noqa: E402
 
 REQUIRED_TOOLS = ["dbus-daemon", "softhsm2-util", "pkcs11-tool"]
 HOTPLUG_TOOLS = ["pcscd", "unshare", "mount"]
@@ -73,3 +74,37 @@ def hotplug_world(world):
         pytest.skip("vsmartcard-vpcd is not installed")
     world.start_pcscd()
     return world
+
+
+VI_LOCALE = "vi_VN.UTF-8"
+
+
+@pytest.fixture(scope="session")
+def vi_env():
+    """LANG, LOCPATH and SAFECAD_LOCALEDIR for Vietnamese: the locale made
+    with localedef, po/vi.po compiled with msgfmt, both in a temp folder."""
+    for tool in ("localedef", "msgfmt"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (locales, gettext)")
+    if not os.path.exists("/usr/share/i18n/locales/vi_VN"):
+        pytest.skip("the vi_VN locale source is not installed (locales)")
+    directory = tempfile.mkdtemp(prefix="scit-i18n-")
+    try:
+        locpath = os.path.join(directory, "locale")
+        localedir = os.path.join(directory, "share", "locale")
+        messages = os.path.join(localedir, "vi", "LC_MESSAGES")
+        os.makedirs(locpath)
+        os.makedirs(messages)
+        # Exit 1 means warnings; the locale is made all the same.
+        r = subprocess.run(["localedef", "-i", "vi_VN", "-f", "UTF-8",
+                            os.path.join(locpath, "vi_VN.utf8")],
+                           capture_output=True, text=True, timeout=120)
+        assert os.path.exists(os.path.join(locpath, "vi_VN.utf8", "LC_MESSAGES")), \
+            f"localedef exited {r.returncode}: {r.stdout}{r.stderr}"
+        r = subprocess.run(["msgfmt", "--check", "-o", os.path.join(messages, "safecad.mo"),
+                            os.path.join(REPO, "po", "vi.po")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"msgfmt po/vi.po: {r.stderr}"
+        yield {"LANG": VI_LOCALE, "LOCPATH": locpath, "SAFECAD_LOCALEDIR": localedir}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -7,52 +7,18 @@ English; --json prints the same bytes in both locales."""
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import unicodedata
 
-import pytest
 
 from harness.refca import (  # noqa: F401 - refca is a fixture
     PIN, _pin_fd, refca, token_with_pair, window)
-from harness.safecad import REPO, SAFECTL, assert_sanitizer_clean
+from harness.safecad import SAFECTL, assert_sanitizer_clean
 
 VI_LOCALE = "vi_VN.UTF-8"
 # The columns where status puts a value after its label (two blanks, 13
 # columns of label, one blank).
 STATUS_VALUE_COLUMN = 16
-
-
-@pytest.fixture(scope="module")
-def vi_env():
-    """LANG, LOCPATH and SAFECAD_LOCALEDIR for Vietnamese: the locale made
-    with localedef, po/vi.po compiled with msgfmt, both in a temp folder."""
-    for tool in ("localedef", "msgfmt"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (locales, gettext)")
-    if not os.path.exists("/usr/share/i18n/locales/vi_VN"):
-        pytest.skip("the vi_VN locale source is not installed (locales)")
-    directory = tempfile.mkdtemp(prefix="scit-i18n-")
-    try:
-        locpath = os.path.join(directory, "locale")
-        localedir = os.path.join(directory, "share", "locale")
-        messages = os.path.join(localedir, "vi", "LC_MESSAGES")
-        os.makedirs(locpath)
-        os.makedirs(messages)
-        # Exit 1 means warnings; the locale is made all the same.
-        r = subprocess.run(["localedef", "-i", "vi_VN", "-f", "UTF-8",
-                            os.path.join(locpath, "vi_VN.utf8")],
-                           capture_output=True, text=True, timeout=120)
-        assert os.path.exists(os.path.join(locpath, "vi_VN.utf8", "LC_MESSAGES")), \
-            f"localedef exited {r.returncode}: {r.stdout}{r.stderr}"
-        r = subprocess.run(["msgfmt", "--check", "-o", os.path.join(messages, "safecad.mo"),
-                            os.path.join(REPO, "po", "vi.po")],
-                           capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, f"msgfmt po/vi.po: {r.stderr}"
-        yield {"LANG": VI_LOCALE, "LOCPATH": locpath, "SAFECAD_LOCALEDIR": localedir}
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def english(vi_env):

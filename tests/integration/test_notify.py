@@ -380,3 +380,23 @@ def test_expiry_warning_at_the_thresholds(hotplug_world, pki, refca, desktop):
     assert old.serial in warning["body"] and SUPPORT in warning["body"], warning["body"]
     assert warning["hints"]["urgency"] == 2, "a week or less is critical"
     assert warning["timeout"] == 0
+
+
+def test_notifications_and_pin_dialogue_speak_vietnamese(world, pki, refca, desktop, vi_env):
+    token, old = token_with_pair(world, pki, days_left=60)
+    refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    desktop.start_agent(world, **vi_env)
+    offer = desktop.monitor.wait_summary("Đã sẵn sàng gia hạn cho")
+    assert offer["actions"]["activate"] == "Kích hoạt ngay"
+    assert offer["actions"]["later"] == "Để sau"
+    assert "chứng thư số" in offer["body"], offer["body"]
+    desktop.set_pin(PIN)
+    desktop.invoke(offer["id"], "activate")
+    desktop.monitor.wait_summary("Đã gia hạn chứng thư số", timeout=90)
+    reminder = desktop.monitor.wait_summary("Bước 3")
+    assert "Thuế điện tử (Tổng cục Thuế)" in reminder["body"]
+    description = [c["argument"] for c in desktop.pinentry_commands()
+                   if c["command"] == "SETDESC"][-1]
+    assert "mã PIN" in description and token.serial in description, description
