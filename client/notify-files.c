@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <openssl/x509.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include "macro.h"
 #include "notify.h"
 #include "util.h"
+#include "x509-util.h"
 
 extern char **environ;
 
@@ -129,12 +131,31 @@ static bool serial_is_safe(const char *serial)
 	       strspn(serial, "0123456789abcdef") == strlen(serial);
 }
 
-int save_certificate(const char *dir, const char *serial, const void *der, size_t size,
-		     char **ret_pem, char **ret_der)
+/* The serial of a DER certificate in protocol-v1 form: the files are
+ * named after what they hold. */
+static int der_serial(const void *der, size_t size, char **ret)
 {
-	_cleanup_free_ char *pem_path = NULL, *der_path = NULL, *pem = NULL;
+	const unsigned char *p = der;
+	X509 *x509 = d2i_X509(NULL, &p, (long)size);
 	int r;
 
+	if (!x509 || p != (const unsigned char *)der + size) {
+		X509_free(x509);
+		return -EBADMSG;
+	}
+	r = serial_to_hex(X509_get0_serialNumber(x509), ret);
+	X509_free(x509);
+	return r;
+}
+
+int save_certificate(const char *dir, const void *der, size_t size, char **ret_pem, char **ret_der)
+{
+	_cleanup_free_ char *pem_path = NULL, *der_path = NULL, *pem = NULL, *serial = NULL;
+	int r;
+
+	r = der_serial(der, size, &serial);
+	if (r < 0)
+		return r;
 	if (!serial_is_safe(serial))
 		return -EINVAL;
 	if (asprintf(&pem_path, "%s/certificate-%s.pem", dir, serial) < 0 ||

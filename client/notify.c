@@ -506,9 +506,7 @@ static int on_export(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		if (r >= 0)
 			r = documents_dir(&dir);
 		if (r >= 0)
-			r = save_certificate(
-			    dir, json_string_value(json_object_get(reminder->entry, "new_serial")),
-			    data, size, &pem, &der);
+			r = save_certificate(dir, data, size, &pem, &der);
 		if (r < 0)
 			(void)asprintf(&message, _("Cannot save the certificate: %s"),
 				       strerror(-r));

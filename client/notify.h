@@ -101,10 +101,10 @@ const char *token_str(AgentToken *t, const char *property);
 /* The user's documents folder (XDG user-dirs, else ~/Documents, else the
  * home folder), created when missing. */
 int documents_dir(char **ret);
-/* Writes der as <dir>/certificate-<serial>.pem and .der; ret_pem and ret_der
- * name them. */
-int save_certificate(const char *dir, const char *serial, const void *der, size_t size,
-		     char **ret_pem, char **ret_der);
+/* Writes the certificate der as <dir>/certificate-<serial>.pem and .der,
+ * named by the serial it holds; ret_pem and ret_der name them. -EBADMSG
+ * when der is not one certificate. */
+int save_certificate(const char *dir, const void *der, size_t size, char **ret_pem, char **ret_der);
 /* Writes the Step 3 checklist of entry as HTML in the user's runtime
  * folder and opens it with xdg-open; ret names the file. */
 int open_checklist(json_t *entry, char **ret);
