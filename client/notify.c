@@ -125,7 +125,9 @@ static void token_free(AgentToken *t)
 	free(t);
 }
 
-static void token_remove(Agent *a, AgentToken *t)
+/* Forgets t; its notification is closed unless it still has something to
+ * say (the outcome of an activation the token left during). */
+static void token_remove(Agent *a, AgentToken *t, bool close)
 {
 	for (size_t i = 0; i < a->n_tokens; i++)
 		if (a->tokens[i] == t) {
@@ -136,7 +138,8 @@ static void token_remove(Agent *a, AgentToken *t)
 		}
 	if (a->pin_token_path && streq(a->pin_token_path, t->path))
 		a->pinentry = pinentry_free(a->pinentry);
-	notifier_close(a->notifier, t->notification);
+	if (close)
+		notifier_close(a->notifier, t->notification);
 	token_free(t);
 }
 
@@ -246,6 +249,10 @@ static int on_activate_reply(sd_bus_message *m, void *userdata, sd_bus_error *re
 		show_error(t, error->name, error->message);
 	(void)set_string(&t->activating, NULL);
 	t->finished_seen = false;
+	/* Pulled out while it ran: now the token can go, its outcome stays
+	 * on screen. */
+	if (t->removed)
+		token_remove(t->agent, t, false);
 	return 0;
 }
 
@@ -617,7 +624,7 @@ static void on_token_removed(Agent *a, sd_bus_message *m)
 		t->removed = true;
 		return;
 	}
-	token_remove(a, t);
+	token_remove(a, t, true);
 }
 
 static void on_properties_changed(Agent *a, AgentToken *t, sd_bus_message *m)
@@ -771,7 +778,7 @@ static int read_managed_objects(Agent *a, sd_bus_message *m)
 	for (size_t i = a->n_tokens; i > 0; i--) {
 		AgentToken *t = a->tokens[i - 1];
 		if (t->removed && !t->activating)
-			token_remove(a, t);
+			token_remove(a, t, true);
 	}
 	for (size_t i = 0; i < a->n_tokens; i++) {
 		AgentToken *t = a->tokens[i];

@@ -574,6 +574,13 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 		r = ca_issue(a->profile, &job->network, a->action_id, &signer, csr, csr_size,
 			     &certificate, &chain, &error);
 		OPENSSL_free(csr);
+		/* The request is signed on the token: one pulled out then is
+		 * no fault of the CA's. */
+		if (r == -ENODEV)
+			return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
+					_("Token %s was pulled out while the request to the CA "
+					  "was being signed."),
+					job->token_serial);
 		if (r < 0)
 			return fail_ca(job, a->profile, &error);
 

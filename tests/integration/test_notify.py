@@ -400,3 +400,28 @@ def test_notifications_and_pin_dialogue_speak_vietnamese(world, pki, refca, desk
     description = [c["argument"] for c in desktop.pinentry_commands()
                    if c["command"] == "SETDESC"][-1]
     assert "mã PIN" in description and token.serial in description, description
+
+
+def test_token_pulled_during_activation_then_carried_on(world, pki, refca, desktop):
+    token, old, action, offer, shim = ready_with_shim(world, pki, refca, desktop)
+    refca.fault("issue", "slow", seconds=6)
+    desktop.set_pin(PIN)
+    desktop.invoke(offer["id"], "activate")
+    desktop.monitor.wait(lambda n: "Activating" in n["summary"] and "Step 4" in n["body"],
+                         timeout=60)
+    shim.set(token, pulled=1)
+    pulled = desktop.monitor.wait_summary("The token was pulled out", timeout=60)
+    assert "goes on from where it stopped" in pulled["body"], pulled["body"]
+    assert pulled["actions"].get("activate") == "Activate now"
+    world.rescan()
+    time.sleep(0.5)
+
+    # Back in: "Activate now" carries on with the same key.
+    shim.set(token, pulled=0)
+    world.rescan()
+    wait_until(lambda: find_token(world.status(), token.serial)["present"] is True,
+               message="the token back")
+    desktop.invoke(pulled["id"], "activate")
+    desktop.monitor.wait_summary("Certificate renewed", timeout=90)
+    issues = refca.requests("issue")
+    assert len({i["csr_key_sha256"] for i in issues}) == 1, f"a second key: {issues}"
