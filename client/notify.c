@@ -436,19 +436,50 @@ static Reminder *reminder_add(Agent *a, const char *action)
 	return r;
 }
 
+/* One GetHistory call in flight; several may be (a login and a token
+ * plugged in at once), each for its own tokens. The agent keeps them in a
+ * list, so that those still out when it stops are freed. */
+typedef struct HistoryRead HistoryRead;
+struct HistoryRead {
+	Agent *agent;
+	sd_bus_slot *slot;
+	char *serial; /* only this token's activations, or NULL for all */
+	HistoryRead *next;
+};
+
+static void history_read_free(HistoryRead *h)
+{
+	for (HistoryRead **p = &h->agent->history_reads; *p; p = &(*p)->next)
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
+	sd_bus_slot_unref(h->slot);
+	free(h->serial);
+	free(h);
+}
+
+static void show_reminders(Agent *a, const char *serial, json_t *history);
+
 static int on_history(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	Agent *a = userdata;
-	_cleanup_free_ char *serial = TAKE_PTR(a->history_serial);
+	HistoryRead *h = userdata;
 	_cleanup_json_ json_t *history = NULL;
 	const char *text;
+
+	if (!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "s", &text) >= 0 &&
+	    (history = json_loads(text, 0, NULL)))
+		show_reminders(h->agent, h->serial, history);
+	history_read_free(h);
+	return 0;
+}
+
+/* The reminders of a GetHistory answer. */
+static void show_reminders(Agent *a, const char *serial, json_t *history)
+{
 	json_t *entry;
 	size_t i;
 
-	a->history_call = sd_bus_slot_unref(a->history_call);
-	if (sd_bus_message_is_method_error(m, NULL) || sd_bus_message_read(m, "s", &text) < 0)
-		return 0;
-	history = json_loads(text, 0, NULL);
 	json_array_foreach(json_object_get(history, "activations"), i, entry)
 	{
 		const char *action = json_string_value(json_object_get(entry, "action"));
@@ -473,21 +504,24 @@ static int on_history(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		reminder->entry = json_incref(entry);
 		show_reminder(a, reminder);
 	}
-	return 0;
 }
 
 /* Shows the Step 3 reminder of each activation whose agencies are not all
  * ticked (of token serial only, when given). */
 static void read_history(Agent *a, const char *serial)
 {
-	if (!a->daemon)
+	HistoryRead *h;
+
+	if (!a->daemon || !(h = calloc(1, sizeof(*h))))
 		return;
-	a->history_call = sd_bus_slot_unref(a->history_call);
-	free(a->history_serial);
-	a->history_serial = serial ? strdup(serial) : NULL;
-	(void)sd_bus_call_method_async(a->system, &a->history_call, a->daemon, SAFECAD_MANAGER_PATH,
-				       SAFECAD_MANAGER_INTERFACE, "GetHistory", on_history, a,
-				       NULL);
+	h->agent = a;
+	h->next = a->history_reads;
+	a->history_reads = h;
+	if ((serial && !(h->serial = strdup(serial))) ||
+	    sd_bus_call_method_async(a->system, &h->slot, a->daemon, SAFECAD_MANAGER_PATH,
+				     SAFECAD_MANAGER_INTERFACE, "GetHistory", on_history, h,
+				     NULL) < 0)
+		history_read_free(h);
 }
 
 static int on_export(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
@@ -862,8 +896,9 @@ static void agent_free(Agent *a)
 		reminder_free(a->reminders[i]);
 	free(a->reminders);
 	pinentry_free(a->pinentry);
+	while (a->history_reads)
+		history_read_free(a->history_reads);
 	sd_bus_slot_unref(a->sync_call);
-	sd_bus_slot_unref(a->history_call);
 	sd_bus_slot_unref(a->export_call);
 	notifier_free(a->notifier);
 	sd_bus_flush_close_unref(a->system);
@@ -872,7 +907,6 @@ static void agent_free(Agent *a)
 	free(a->daemon);
 	free(a->pin_token_path);
 	free(a->pin_action);
-	free(a->history_serial);
 	free(a->export_action);
 }
 

@@ -73,9 +73,9 @@ struct Agent {
 	/* One PIN dialogue at a time. */
 	Pinentry *pinentry;
 	char *pin_token_path, *pin_action;
-	sd_bus_slot *sync_call, *history_call, *export_call;
-	char *export_action;  /* the reminder an Export call is for */
-	char *history_serial; /* the token a pending history read is for, NULL for all */
+	sd_bus_slot *sync_call, *export_call;
+	struct HistoryRead *history_reads; /* GetHistory calls in flight */
+	char *export_action;		   /* the reminder an Export call is for */
 };
 
 /* notify-messages.c: what each notification says. */
