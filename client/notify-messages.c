@@ -126,7 +126,10 @@ void show_inserted(AgentToken *t)
 {
 	json_t *current = token_current_certificate(t);
 	_cleanup_free_ char *summary = NULL, *text = NULL;
-	bool warn = !streq(token_str(t, "PinStatus"), "ok");
+	const char *const actions[] = {"change-pin", _("Change PIN"), NULL};
+	bool must_change = json_is_true(json_object_get(t->props, "PinMustChange")) &&
+			   !streq(token_str(t, "PinStatus"), "locked");
+	bool warn = !streq(token_str(t, "PinStatus"), "ok") || must_change;
 	char date[64];
 	Body b;
 
@@ -151,8 +154,14 @@ void show_inserted(AgentToken *t)
 		body_line(&b, _("There is no certificate with its key on this token."));
 	}
 	pin_status_lines(&b, t);
-	if (json_is_true(json_object_get(t->props, "PinMustChange")))
-		body_line(&b, _("The token asks for a new PIN: run `safectl pin`."));
+	if (must_change && notifier_has_actions(t->agent->notifier))
+		body_line(&b, _("The token asks for a new PIN before it is used: choose Change "
+				"PIN."));
+	else if (must_change)
+		body_line(&b,
+			  _("The token asks for a new PIN before it is used: run `safectl pin "
+			    "change %s`."),
+			  token_str(t, "Serial"));
 	text = body_close(&b);
 	if (asprintf(&summary, _("Token %s plugged in"),
 		     isempty(token_str(t, "Label")) ? token_str(t, "Serial")
@@ -162,8 +171,10 @@ void show_inserted(AgentToken *t)
 	     &(Notification){.summary = summary,
 			     .body = text,
 			     .icon = warn ? "dialog-warning" : "security-high",
+			     .actions = must_change ? actions : NULL,
 			     .urgency = URGENCY_NORMAL,
-			     .progress = -1});
+			     .progress = -1,
+			     .persistent = must_change});
 }
 
 /* The changed attributes of a change of information, one line each. */
@@ -324,6 +335,21 @@ void show_result(AgentToken *t, json_t *result)
 			     .progress = -1});
 }
 
+/* Something went wrong: it stays until the user has seen it, with what can
+ * be tried again. */
+static void show_failure(AgentToken *t, const char *offered, const char *summary, const char *body,
+			 const char *const *actions)
+{
+	show(t, SHOWN_ERROR, offered,
+	     &(Notification){.summary = summary,
+			     .body = body,
+			     .icon = "dialog-error",
+			     .actions = actions,
+			     .urgency = URGENCY_CRITICAL,
+			     .progress = -1,
+			     .persistent = true});
+}
+
 void show_error(AgentToken *t, const char *name, const char *message)
 {
 	Agent *a = t->agent;
@@ -391,14 +417,7 @@ void show_error(AgentToken *t, const char *name, const char *message)
 	if (offer && !notifier_has_actions(a->notifier))
 		body_line(&b, _("To try again, run: safectl activate %s"), token_str(t, "Serial"));
 	text = body_close(&b);
-	show(t, SHOWN_ERROR, offer ? t->announced : NULL,
-	     &(Notification){.summary = summary,
-			     .body = text,
-			     .icon = "dialog-error",
-			     .actions = offer ? retry : NULL,
-			     .urgency = URGENCY_CRITICAL,
-			     .progress = -1,
-			     .persistent = true});
+	show_failure(t, offer ? t->announced : NULL, summary, text, offer ? retry : NULL);
 }
 
 void show_expiry(AgentToken *t, const char *serial, int days_left)
@@ -479,4 +498,64 @@ void show_reminder(Agent *a, Reminder *reminder)
 					    .urgency = URGENCY_NORMAL,
 					    .progress = -1,
 					    .persistent = true});
+}
+
+void show_pin_changed(AgentToken *t)
+{
+	_cleanup_free_ char *text = NULL;
+	Body b;
+
+	if (body_open(&b, t->agent->notifier) < 0)
+		return;
+	body_line(&b,
+		  _("Token %s has its new PIN. Keep it to yourself: a few wrong tries lock "
+		    "the token."),
+		  token_str(t, "Serial"));
+	text = body_close(&b);
+	show(t, SHOWN_RESULT, NULL,
+	     &(Notification){.summary = _("PIN changed"),
+			     .body = text,
+			     .icon = "security-high",
+			     .urgency = URGENCY_NORMAL,
+			     .progress = -1});
+}
+
+void show_pin_change_error(AgentToken *t, const char *name, const char *message)
+{
+	const char *const retry[] = {"change-pin", _("Change PIN"), NULL};
+	const char *support = token_str(t, "Support");
+	const char *summary = _("The PIN was not changed");
+	bool offer = true, support_shown = false;
+	_cleanup_free_ char *text = NULL;
+	Body b;
+
+	if (body_open(&b, t->agent->notifier) < 0)
+		return;
+	if (streq_ptr(name, SAFECAD_ERROR_WRONG_PIN)) {
+		summary = _("Wrong PIN");
+		body_line(&b, _("The current PIN was wrong: the PIN was not changed."));
+	} else if (streq_ptr(name, SAFECAD_ERROR_PIN_LOCKED)) {
+		summary = _("The PIN is locked");
+		body_line(&b, _("The token refuses every PIN until your CA unlocks it."));
+		offer = false;
+	} else if (sd_bus_error_has_names(&SD_BUS_ERROR_MAKE_CONST(strempty(name), NULL),
+					  SD_BUS_ERROR_ACCESS_DENIED,
+					  "org.freedesktop.PolicyKit1.Error.NotAuthorized")) {
+		summary = _("Not allowed");
+		body_line(&b, _("This account may not change the PIN of tokens on this computer."));
+		offer = false;
+	}
+	if (!isempty(message)) {
+		_cleanup_free_ char *clean = ca_text_clean(message, CA_TEXT_MAX);
+		if (clean)
+			body_line(&b, "%s", clean);
+	}
+	if (!streq(token_str(t, "PinStatus"), "ok")) {
+		pin_status_lines(&b, t);
+		support_shown = true;
+	}
+	if (!support_shown && !isempty(support) && streq_ptr(name, SAFECAD_ERROR_PIN_LOCKED))
+		body_line(&b, _("Your CA's support: %s"), support);
+	text = body_close(&b);
+	show_failure(t, NULL, summary, text, offer ? retry : NULL);
 }

@@ -115,6 +115,7 @@ static AgentToken *token_add(Agent *a, const char *path)
 static void token_free(AgentToken *t)
 {
 	sd_bus_slot_unref(t->activate_call);
+	sd_bus_slot_unref(t->change_pin_call);
 	sd_bus_slot_unref(t->refresh_call);
 	json_decref(t->props);
 	free(t->path);
@@ -136,8 +137,11 @@ static void token_remove(Agent *a, AgentToken *t, bool close)
 			a->n_tokens--;
 			break;
 		}
-	if (a->pin_token_path && streq(a->pin_token_path, t->path))
+	if (a->pin_token_path && streq(a->pin_token_path, t->path)) {
 		a->pinentry = pinentry_free(a->pinentry);
+		a->pin_current = pin_free(a->pin_current);
+		a->pin_new = pin_free(a->pin_new);
+	}
 	if (close)
 		notifier_close(a->notifier, t->notification);
 	token_free(t);
@@ -296,6 +300,8 @@ static int start_activate_call(AgentToken *t, const char *action, Pin *pin, bool
 	return set_string(&t->activating, action);
 }
 
+static void on_change_pin_dialogue(Agent *a, AgentToken *t, Pin *pin, int r);
+
 static void on_pin(void *userdata, Pin *pin, int r)
 {
 	Agent *a = userdata;
@@ -304,6 +310,10 @@ static void on_pin(void *userdata, Pin *pin, int r)
 	bool final_try;
 
 	a->pinentry = pinentry_free(a->pinentry);
+	if (a->pin_purpose != PIN_FOR_ACTIVATION) {
+		on_change_pin_dialogue(a, t, pin, r);
+		return;
+	}
 	if (!t) {
 		pin_free(pin);
 		return;
@@ -330,6 +340,22 @@ static void on_pin(void *userdata, Pin *pin, int r)
 		show_progress(t, NULL);
 }
 
+/* What the user confirms before the token's last PIN try; NULL when out of
+ * memory. */
+static char *final_try_warning(AgentToken *t)
+{
+	const char *support = token_str(t, "Support");
+	char *text;
+
+	if (asprintf(&text,
+		     _("Only ONE try is left. If the PIN you enter now is wrong, the token locks "
+		       "and only your CA can unlock it%s%s.\n\nGo on only if you are sure of the "
+		       "PIN."),
+		     isempty(support) ? "" : ": ", support) < 0)
+		return NULL;
+	return text;
+}
+
 /* "Activate now": asks for the PIN, then calls safecad. */
 static void token_activate(AgentToken *t)
 {
@@ -338,7 +364,6 @@ static void token_activate(AgentToken *t)
 	_cleanup_free_ char *description = NULL, *confirm = NULL;
 	const char *pin_status = token_str(t, "PinStatus");
 	json_t *current = token_current_certificate(t);
-	const char *support = token_str(t, "Support");
 	bool renew;
 	int r;
 
@@ -357,16 +382,12 @@ static void token_activate(AgentToken *t)
 		     token_str(t, "Serial"), token_display_name(t),
 		     current ? json_string_value(json_object_get(current, "serial")) : "-") < 0)
 		return;
-	if (streq(pin_status, "final-try") &&
-	    asprintf(&confirm,
-		     _("Only ONE try is left. If the PIN you enter now is wrong, the token locks "
-		       "and only your CA can unlock it%s%s.\n\nGo on only if you are sure of the "
-		       "PIN."),
-		     isempty(support) ? "" : ": ", support) < 0)
+	if (streq(pin_status, "final-try") && !(confirm = final_try_warning(t)))
 		return;
 	if (set_string(&a->pin_token_path, t->path) < 0 ||
 	    set_string(&a->pin_action, json_string_value(json_object_get(action, "id"))) < 0)
 		return;
+	a->pin_purpose = PIN_FOR_ACTIVATION;
 	r = pinentry_start(
 	    a->event,
 	    &(PinentryRequest){
@@ -389,6 +410,188 @@ static void token_activate(AgentToken *t)
 			     strerror(-r)) >= 0)
 			show_error(t, NULL, message);
 	}
+}
+
+/* --- changing the PIN ------------------------------------------------------ */
+
+static void forget_pins(Agent *a)
+{
+	a->pin_current = pin_free(a->pin_current);
+	a->pin_new = pin_free(a->pin_new);
+}
+
+static int on_change_pin_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	AgentToken *t = userdata;
+	const sd_bus_error *error = sd_bus_message_get_error(m);
+
+	t->change_pin_call = sd_bus_slot_unref(t->change_pin_call);
+	if (error)
+		show_pin_change_error(t, error->name, error->message);
+	else
+		show_pin_changed(t);
+	return 0;
+}
+
+/* A pipe holding pin and a newline, its write end closed: what safecad
+ * reads a PIN from. */
+static int pin_pipe(const Pin *pin)
+{
+	_cleanup_close_ int write_end = -1;
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	write_end = fds[1];
+	if (write(write_end, pin->data, pin->size) != (ssize_t)pin->size ||
+	    write(write_end, "\n", 1) != 1) {
+		int r = -errno;
+		close(fds[0]);
+		return r;
+	}
+	return fds[0];
+}
+
+static int start_change_pin_call(AgentToken *t, bool final_try)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+	_cleanup_close_ int current = -1, next = -1;
+	Agent *a = t->agent;
+	int r;
+
+	if (!a->daemon)
+		return -ENOTCONN;
+	current = pin_pipe(a->pin_current);
+	if (current < 0)
+		return current;
+	next = pin_pipe(a->pin_new);
+	if (next < 0)
+		return next;
+	r = sd_bus_message_new_method_call(a->system, &call, a->daemon, t->path,
+					   SAFECAD_TOKEN_INTERFACE, "ChangePin");
+	if (r >= 0)
+		r = sd_bus_message_append(call, "hh", current, next);
+	if (r >= 0)
+		r = sd_bus_message_append(call, "a{sv}", 1, "allow_final_try", "b", final_try);
+	if (r >= 0)
+		r = sd_bus_message_set_allow_interactive_authorization(call, 1);
+	if (r >= 0)
+		r = sd_bus_call_async(a->system, &t->change_pin_call, call, on_change_pin_reply, t,
+				      CALL_TIMEOUT_USEC);
+	return r;
+}
+
+/* The next dialogue of a PIN change; error is shown above its entry. */
+static void ask_change_pin(AgentToken *t, int purpose, const char *error)
+{
+	Agent *a = t->agent;
+	_cleanup_free_ char *description = NULL, *confirm = NULL;
+	json_int_t min = json_integer_value(json_object_get(t->props, "PinMinLength"));
+	json_int_t max = json_integer_value(json_object_get(t->props, "PinMaxLength"));
+	int r;
+
+	if (purpose == PIN_CURRENT)
+		r = asprintf(&description, _("Enter the current PIN of token %s."),
+			     token_str(t, "Serial"));
+	else if (purpose == PIN_NEW && min > 0 && max > 0)
+		r = asprintf(&description,
+			     _("Enter the new PIN for token %s: from %lld to %lld characters."),
+			     token_str(t, "Serial"), (long long)min, (long long)max);
+	else if (purpose == PIN_NEW)
+		r = asprintf(&description, _("Enter the new PIN for token %s."),
+			     token_str(t, "Serial"));
+	else
+		r = asprintf(&description, _("Enter the new PIN for token %s once more."),
+			     token_str(t, "Serial"));
+	if (r < 0)
+		return;
+	if (purpose == PIN_CURRENT && streq(token_str(t, "PinStatus"), "final-try") &&
+	    !(confirm = final_try_warning(t)))
+		return;
+	if (set_string(&a->pin_token_path, t->path) < 0)
+		return;
+	a->pin_purpose = purpose;
+	r = pinentry_start(a->event,
+			   &(PinentryRequest){
+			       .title = _("safecad: change the PIN"),
+			       .description = description,
+			       .prompt = purpose == PIN_CURRENT ? _("Current PIN:") : _("New PIN:"),
+			       .error = error,
+			       .confirm = confirm,
+			       .ok_label = confirm ? _("Continue") : NULL,
+			       .cancel_label = confirm ? _("Cancel") : NULL,
+			   },
+			   on_pin, a, &a->pinentry);
+	if (r < 0) {
+		forget_pins(a);
+		show_pin_change_error(t, NULL, strerror(-r));
+	}
+}
+
+/* "Change PIN": three dialogues, then one C_SetPIN through safecad. */
+static void token_change_pin(AgentToken *t)
+{
+	Agent *a = t->agent;
+
+	if (a->pinentry || t->activating || t->change_pin_call)
+		return;
+	if (streq(token_str(t, "PinStatus"), "locked")) {
+		show_pin_change_error(t, SAFECAD_ERROR_PIN_LOCKED, NULL);
+		return;
+	}
+	forget_pins(a);
+	ask_change_pin(t, PIN_CURRENT, NULL);
+}
+
+static void on_change_pin_dialogue(Agent *a, AgentToken *t, Pin *pin, int r)
+{
+	json_int_t min, max;
+	int purpose = a->pin_purpose;
+
+	if (!t || r < 0) {
+		/* Cancelled, or the token went: nothing is changed. */
+		pin_free(pin);
+		forget_pins(a);
+		if (t && r != -ECANCELED && r != -ENODATA)
+			show_pin_change_error(t, NULL, strerror(-r));
+		return;
+	}
+	if (purpose == PIN_CURRENT) {
+		a->pin_current = pin;
+		ask_change_pin(t, PIN_NEW, NULL);
+		return;
+	}
+	if (purpose == PIN_NEW) {
+		min = json_integer_value(json_object_get(t->props, "PinMinLength"));
+		max = json_integer_value(json_object_get(t->props, "PinMaxLength"));
+		/* The token's own limits, checked before it is touched. */
+		if ((min > 0 && (json_int_t)pin->size < min) ||
+		    (max > 0 && (json_int_t)pin->size > max)) {
+			_cleanup_free_ char *error = NULL;
+			pin_free(pin);
+			if (asprintf(&error, _("The PIN must have from %lld to %lld characters."),
+				     (long long)min, (long long)(max > 0 ? max : PIN_MAX - 1)) < 0)
+				error = NULL;
+			ask_change_pin(t, PIN_NEW, error);
+			return;
+		}
+		a->pin_new = pin;
+		ask_change_pin(t, PIN_NEW_AGAIN, NULL);
+		return;
+	}
+	/* The new PIN twice, the same both times: a typing slip here would
+	 * leave nobody knowing the PIN. */
+	if (pin->size != a->pin_new->size || memcmp(pin->data, a->pin_new->data, pin->size) != 0) {
+		pin_free(pin);
+		a->pin_new = pin_free(a->pin_new);
+		ask_change_pin(t, PIN_NEW, _("The two new PINs differ. Enter the new PIN again."));
+		return;
+	}
+	pin_free(pin);
+	r = start_change_pin_call(t, streq(token_str(t, "PinStatus"), "final-try"));
+	forget_pins(a);
+	if (r < 0)
+		show_pin_change_error(t, NULL, strerror(-r));
 }
 
 /* --- Step 3 reminders --------------------------------------------------- */
@@ -599,7 +802,9 @@ static void on_notification_action(void *userdata, uint32_t id, const char *key)
 	AgentToken *t = token_by_notification(a, id);
 	Reminder *reminder = reminder_by_notification(a, id);
 
-	if (t && t->offered_action) {
+	if (t && streq(key, "change-pin"))
+		token_change_pin(t);
+	else if (t && t->offered_action) {
 		if (streq(key, "activate") || streq(key, "default"))
 			token_activate(t);
 		else if (streq(key, "later"))
@@ -896,6 +1101,7 @@ static void agent_free(Agent *a)
 		reminder_free(a->reminders[i]);
 	free(a->reminders);
 	pinentry_free(a->pinentry);
+	forget_pins(a);
 	while (a->history_reads)
 		history_read_free(a->history_reads);
 	sd_bus_slot_unref(a->sync_call);

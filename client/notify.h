@@ -40,6 +40,7 @@ typedef struct AgentToken {
 	char *offered_action; /* the action the shown notification offers to activate */
 	char *announced;      /* the pending action last announced */
 	char *activating;     /* the action this agent asked safecad to activate */
+	sd_bus_slot *change_pin_call;
 	bool finished_seen;   /* ActivationFinished came for it */
 	bool announce_insert; /* show "plugged in" once the properties are read */
 	bool removed;
@@ -70,9 +71,12 @@ struct Agent {
 	size_t n_tokens;
 	Reminder **reminders;
 	size_t n_reminders;
-	/* One PIN dialogue at a time. */
+	/* One PIN dialogue at a time: for an activation, or one of the three
+	 * of a PIN change (the current PIN, the new one, the new one again). */
 	Pinentry *pinentry;
 	char *pin_token_path, *pin_action;
+	enum { PIN_FOR_ACTIVATION, PIN_CURRENT, PIN_NEW, PIN_NEW_AGAIN } pin_purpose;
+	Pin *pin_current, *pin_new; /* held between the dialogues of a change */
 	sd_bus_slot *sync_call, *export_call;
 	struct HistoryRead *history_reads; /* GetHistory calls in flight */
 	char *export_action;		   /* the reminder an Export call is for */
@@ -85,6 +89,8 @@ void show_progress(AgentToken *t, const char *step);
 void show_result(AgentToken *t, json_t *result);
 void show_error(AgentToken *t, const char *error_name, const char *message);
 void show_expiry(AgentToken *t, const char *serial, int days_left);
+void show_pin_changed(AgentToken *t);
+void show_pin_change_error(AgentToken *t, const char *error_name, const char *message);
 void show_reminder(Agent *a, Reminder *reminder);
 void show_message(Agent *a, uint32_t *id, const char *icon, const char *summary, const char *body);
 

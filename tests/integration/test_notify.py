@@ -425,3 +425,58 @@ def test_token_pulled_during_activation_then_carried_on(world, pki, refca, deskt
     desktop.monitor.wait_summary("Certificate renewed", timeout=90)
     issues = refca.requests("issue")
     assert len({i["csr_key_sha256"] for i in issues}) == 1, f"a second key: {issues}"
+
+
+# --- a PIN to change --------------------------------------------------------------
+
+NEW_PIN = "Moi-246810"
+
+
+def must_change_token(world, pki, refca, desktop):
+    configure(world, refca)
+    shim = use_pin_shim(world)
+    token, old = token_with_pair(world, pki, days_left=200)
+    shim.set(token, must_change=1)
+    world.start_daemon()
+    assert find_token(world.status(), token.serial)["pin_must_change"] is True
+    desktop.start_agent(world)
+    inserted = desktop.monitor.wait_summary("plugged in")
+    return token, shim, inserted
+
+
+def test_a_pin_to_change_is_offered_and_changed(world, pki, refca, desktop):
+    token, shim, inserted = must_change_token(world, pki, refca, desktop)
+    assert inserted["actions"]["change-pin"] == "Change PIN"
+    assert "asks for a new PIN" in inserted["body"]
+
+    # A slip in the repeated PIN is caught before the token is touched.
+    desktop.set_pin(PIN, NEW_PIN, NEW_PIN + "x", NEW_PIN, NEW_PIN)
+    desktop.invoke(inserted["id"], "change-pin")
+    changed = desktop.monitor.wait_summary("PIN changed")
+    assert changed["id"] == inserted["id"]
+    commands = desktop.pinentry_commands()
+    assert [c["command"] for c in commands].count("GETPIN") == 5
+    errors = [c["argument"] for c in commands if c["command"] == "SETERROR"]
+    assert any("differ" in e for e in errors), errors
+    state = shim.read(token)
+    assert state["setpins"] == 1, "one C_SetPIN for one change"
+    assert state["must_change"] == 0
+    # The new PIN works, the old one no more.
+    shim.p11(token, "--login", "--pin", NEW_PIN, "--list-objects")
+    assert shim.p11(token, "--login", "--pin", PIN, "--list-objects",
+                    check=False).returncode != 0
+    wait_until(lambda: find_token(world.status(), token.serial)["pin_must_change"] is False,
+               message="safecad sees the PIN changed")
+
+
+def test_a_wrong_current_pin_changes_nothing(world, pki, refca, desktop):
+    token, shim, inserted = must_change_token(world, pki, refca, desktop)
+    desktop.set_pin(WRONG_PIN, NEW_PIN, NEW_PIN)
+    desktop.invoke(inserted["id"], "change-pin")
+    wrong = desktop.monitor.wait_summary("Wrong PIN")
+    assert "not changed" in wrong["body"]
+    assert "locks after a few more wrong tries" in wrong["body"] and SUPPORT in wrong["body"]
+    assert wrong["actions"]["change-pin"] == "Change PIN"
+    state = shim.read(token)
+    assert state["setpins"] == 1 and state["must_change"] == 1 and state["tries_left"] == 2
+    shim.p11(token, "--login", "--pin", PIN, "--list-objects")

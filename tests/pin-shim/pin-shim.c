@@ -9,6 +9,8 @@
  *    answers CKR_PIN_LOCKED without asking SoftHSM;
  *  - the CKF_USER_PIN_COUNT_LOW / _FINAL_TRY / _LOCKED flags in
  *    C_GetTokenInfo (none of them with no_counters=1, as many real modules);
+ *  - CKF_USER_PIN_TO_BE_CHANGED while must_change=1, cleared by the first
+ *    C_SetPIN that succeeds (a token handed out with a PIN to change);
  *  - a pulled-token switch: the token's slot leaves C_GetSlotList(TRUE),
  *    C_GetTokenInfo says CKR_TOKEN_NOT_PRESENT, other calls on the slot
  *    CKR_TOKEN_NOT_PRESENT and calls on its sessions CKR_DEVICE_REMOVED.
@@ -18,7 +20,7 @@
  * <serial>.lock, replaced by rename):
  *
  *   tries_left=3  max=3  pulled=0  logins=0  setpins=0  no_counters=0
- *   wrong_pin_rv=0xA0
+ *   wrong_pin_rv=0xA0  must_change=0
  *
  * one per line. `logins` counts every C_Login call, `setpins` every
  * C_SetPIN call; `wrong_pin_rv` is what a wrong PIN answers (0x5,
@@ -46,7 +48,8 @@
 #define PIN_FLAGS (CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED)
 
 typedef struct {
-	unsigned long tries_left, max, pulled, logins, setpins, no_counters, wrong_pin_rv;
+	unsigned long tries_left, max, pulled, logins, setpins, no_counters, wrong_pin_rv,
+	    must_change;
 } State;
 
 static const struct {
@@ -60,6 +63,7 @@ static const struct {
     {"setpins", offsetof(State, setpins)},
     {"no_counters", offsetof(State, no_counters)},
     {"wrong_pin_rv", offsetof(State, wrong_pin_rv)},
+    {"must_change", offsetof(State, must_change)},
 };
 
 static CK_FUNCTION_LIST *real;
@@ -252,6 +256,8 @@ static CK_RV shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 		info->flags |= CKF_USER_PIN_FINAL_TRY;
 	if (!s.no_counters && s.tries_left == 0)
 		info->flags |= CKF_USER_PIN_LOCKED;
+	if (s.must_change)
+		info->flags |= CKF_USER_PIN_TO_BE_CHANGED;
 	return CKR_OK;
 }
 
@@ -309,8 +315,11 @@ static CK_RV pin_attempt(CK_SESSION_HANDLE session, pin_call_t call, const PinAr
 		if (rv == CKR_PIN_INCORRECT) {
 			s.tries_left--;
 			rv = s.wrong_pin_rv;
-		} else if (rv == CKR_OK)
+		} else if (rv == CKR_OK) {
 			s.tries_left = s.max;
+			if (!is_login)
+				s.must_change = 0;
+		}
 	}
 	state_write(serial, &s);
 	close(lock);

@@ -373,12 +373,15 @@ class Desktop:
         assert rc == 0, f"safecad-notify exited {rc}: {text}"
         assert_sanitizer_clean(text, "safecad-notify")
 
-    def set_pin(self, pin):
-        """What the scripted pinentry answers (None: the user cancels)."""
-        with open(self.pinentry_pin, "w") as f:
-            f.write("" if pin is None else pin)
-        if pin is None:
-            os.unlink(self.pinentry_pin)
+    def set_pin(self, *pins):
+        """What the scripted pinentry answers from now on, one per dialogue,
+        the last one again once they are used up (None: the user cancels)."""
+        for path in (self.pinentry_pin, self.pinentry_pin + ".used"):
+            if os.path.exists(path):
+                os.unlink(path)
+        if pins != (None,):
+            with open(self.pinentry_pin, "w") as f:
+                f.write("\n".join(pins))
 
     def pinentry_commands(self):
         try:

@@ -5,7 +5,7 @@ per token serial in the folder PIN_SHIM_STATE names, read again by the
 shim on every call, so a test may read and change it at any moment:
 
     tries_left=3 max=3 pulled=0 logins=0 setpins=0 no_counters=0
-    wrong_pin_rv=0xA0   (one per line)
+    wrong_pin_rv=0xA0 must_change=0   (one per line)
 
 `use(world)` points a world's daemon at the shim; `PinShim.set(token, …)`
 and `.read(token)` change and read a token's counters; `.p11(token, …)`
@@ -25,9 +25,10 @@ SHIM = os.environ.get("SAFECAD_PIN_SHIM") or os.path.join(
 
 CKR_GENERAL_ERROR = 0x5
 CKR_PIN_INCORRECT = 0xA0
-FIELDS = ("tries_left", "max", "pulled", "logins", "setpins", "no_counters", "wrong_pin_rv")
+FIELDS = ("tries_left", "max", "pulled", "logins", "setpins", "no_counters", "wrong_pin_rv",
+          "must_change")
 DEFAULTS = {"tries_left": 3, "max": 3, "pulled": 0, "logins": 0, "setpins": 0,
-            "no_counters": 0, "wrong_pin_rv": CKR_PIN_INCORRECT}
+            "no_counters": 0, "wrong_pin_rv": CKR_PIN_INCORRECT, "must_change": 0}
 
 # What pkcs11-tool -L shows for each flag.
 FLAG_TEXT = {"count-low": "user PIN count low", "final-try": "final user PIN try",
