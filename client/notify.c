@@ -227,7 +227,14 @@ static void token_check_pending(AgentToken *t)
 		return;
 	action = token_pending_action(t, NULL);
 	if (!action) {
+		/* The CA withdrew what the notification still offers: back to
+		 * what the token holds, without a button that would fail. */
+		bool stale = t->announced && t->offered_action &&
+			     (t->shown == SHOWN_PENDING || t->shown == SHOWN_ERROR ||
+			      t->shown == SHOWN_EXPIRY);
 		(void)set_string(&t->announced, NULL);
+		if (stale)
+			show_inserted(t);
 		return;
 	}
 	id = json_string_value(json_object_get(action, "id"));

@@ -480,3 +480,16 @@ def test_a_wrong_current_pin_changes_nothing(world, pki, refca, desktop):
     state = shim.read(token)
     assert state["setpins"] == 1 and state["must_change"] == 1 and state["tries_left"] == 2
     shim.p11(token, "--login", "--pin", PIN, "--list-objects")
+
+
+def test_a_withdrawn_offer_goes_away(world, pki, refca, desktop):
+    token, old = token_with_pair(world, pki, days_left=60)
+    action = refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    desktop.start_agent(world)
+    offer = desktop.monitor.wait_summary("Renewal ready")
+    refca.admin.withdraw(action["id"])
+    check(world, token.serial)
+    back = desktop.monitor.wait_summary("plugged in")
+    assert back["id"] == offer["id"] and back["actions"] == {}, back
