@@ -44,8 +44,17 @@ static const char *support_of(const Profile *profile)
 	return profile && profile->support ? profile->support : _("your CA");
 }
 
-static int fail_ca(Job *job, const Profile *profile, const CaError *error)
+static int fail_ca(Job *job, const Profile *profile, const CaError *error, int r)
 {
+	/* Requests are signed on the token: one that could not sign is no
+	 * fault of the CA's, and one pulled out is plugged in again. */
+	if (error->kind == CA_ERROR_SIGNER && r == -ENODEV)
+		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
+				_("Token %s was pulled out while the request to the CA "
+				  "was being signed."),
+				job->token_serial);
+	if (error->kind == CA_ERROR_SIGNER)
+		return job_fail(job, SAFECAD_ERROR_FAILED, "%s", strempty(error->message));
 	/* TRANSLATORS: what went wrong (one or more sentences), then the CA's
 	 * support line (phone and hours) and the CA's name. */
 	return job_fail(job, SAFECAD_ERROR_CA, _("%s Support: %s (%s)."),
@@ -91,7 +100,7 @@ static int ask_pending(Job *job, json_t **ret)
 			       &error);
 		if (r < 0) {
 			json_decref(all);
-			return fail_ca(job, profile, &error);
+			return fail_ca(job, profile, &error, r);
 		}
 		json_array_extend(all, pending);
 		json_decref(pending);
@@ -574,15 +583,8 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 		r = ca_issue(a->profile, &job->network, a->action_id, &signer, csr, csr_size,
 			     &certificate, &chain, &error);
 		OPENSSL_free(csr);
-		/* The request is signed on the token: one pulled out then is
-		 * no fault of the CA's. */
-		if (r == -ENODEV)
-			return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
-					_("Token %s was pulled out while the request to the CA "
-					  "was being signed."),
-					job->token_serial);
 		if (r < 0)
-			return fail_ca(job, a->profile, &error);
+			return fail_ca(job, a->profile, &error, r);
 
 		chain_json = json_array();
 		if (!chain_json || pem_of(certificate, &pem) < 0) {
@@ -728,10 +730,13 @@ static int confirm(Activation *a, X509 *certificate, bool *ret_confirmed, char *
 		log_warning("Confirming action %s failed: %s", a->action_id,
 			    strempty(error.message));
 		*ret_confirmed = false;
+		/* The token, not the CA, failed: no call to the CA's support. */
+		if (error.kind == CA_ERROR_SIGNER)
+			*ret_error = strdup(strempty(error.message));
 		/* TRANSLATORS: why the CA's confirmation failed, then the CA's
 		 * support line. */
-		if (asprintf(ret_error, _("%s Support: %s."), strempty(error.message),
-			     support_of(a->profile)) < 0)
+		else if (asprintf(ret_error, _("%s Support: %s."), strempty(error.message),
+				  support_of(a->profile)) < 0)
 			*ret_error = NULL;
 		return 0;
 	}

@@ -28,6 +28,7 @@ typedef enum CaErrorKind {
 	CA_ERROR_PROBLEM,     /* the CA answered with a problem document */
 	CA_ERROR_MALFORMED,   /* the answer breaks the contract */
 	CA_ERROR_GAVE_UP,     /* 202/429 waits ran past their limits */
+	CA_ERROR_SIGNER,      /* the token could not sign the request: it was not sent */
 } CaErrorKind;
 
 typedef struct CaError {
@@ -54,8 +55,10 @@ void ca_error_clear(CaError *error);
  *   -ETIME                        CA_ERROR_GAVE_UP (10 minutes of 202s, or a
  *                                 429 whose Retry-After is not waited out:
  *                                 type, title, detail set)
- *   -ENOMEM and anything else (the signer's own error, libcurl failing to
- *   start) with kind CA_ERROR_NONE. */
+ *   the signer's own error        CA_ERROR_SIGNER (-ENODEV: the token was
+ *                                 pulled out); nothing reached the CA
+ *   -ENOMEM and anything else (libcurl failing to start) with kind
+ *   CA_ERROR_NONE. */
 
 /* libcurl's global state: call once in main() before any thread starts,
  * and the cleanup once after the last one ended. The calls below also

@@ -752,7 +752,7 @@ static int client_post_signed(Client *client, const char *url, const CaSigner *s
 		if (r == -ENOMEM)
 			return fail_oom(error);
 		if (r < 0)
-			return fail(error, CA_ERROR_NONE, 0, r,
+			return fail(error, CA_ERROR_SIGNER, 0, r,
 				    _("The request to the CA could not be signed: %s"),
 				    strerror(-r));
 		r = client_send(client, url, "application/jose+json", body, &answer, error);

@@ -10,6 +10,10 @@
 static int max_level = LOG_INFO;
 static bool prefix_priority;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The log is for administrators and the journal catalog: in English
+ * whatever the locale, %m included (strerror follows LC_MESSAGES). Made
+ * once in log_open(); glibc hands out its static "C" locale object. */
+static locale_t c_locale;
 
 /* journald reads a "<N>" prefix on a stream line as the priority; it sets
  * JOURNAL_STREAM to the device and inode of that stream. */
@@ -31,6 +35,7 @@ void log_open(void)
 	const char *e = getenv("SAFECAD_LOG_LEVEL");
 
 	prefix_priority = stderr_is_journal();
+	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 	if (e && streq(e, "debug"))
 		max_level = LOG_DEBUG;
 }
@@ -53,10 +58,6 @@ int log_internal(int level, int error, const char *format, ...)
 	if (error < 0)
 		error = -error;
 	if (level <= max_level) {
-		/* The log is for administrators and the journal catalog: in
-		 * English whatever the locale, %m included (strerror follows
-		 * LC_MESSAGES). glibc's "C" locale object is static. */
-		locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 		locale_t previous = c_locale ? uselocale(c_locale) : (locale_t)0;
 
 		pthread_mutex_lock(&log_lock);
@@ -69,10 +70,8 @@ int log_internal(int level, int error, const char *format, ...)
 		fputc('\n', stderr);
 		fflush(stderr);
 		pthread_mutex_unlock(&log_lock);
-		if (c_locale) {
+		if (c_locale)
 			uselocale(previous);
-			freelocale(c_locale);
-		}
 	}
 	errno = saved;
 	return -error;
