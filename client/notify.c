@@ -267,26 +267,38 @@ static int on_activate_reply(sd_bus_message *m, void *userdata, sd_bus_error *re
 	return 0;
 }
 
+/* A pipe holding pin and a newline, its write end closed: what safecad
+ * reads a PIN from. The PIN never travels in a message; it fits the pipe's
+ * buffer, so the write does not block. */
+static int pin_pipe(const Pin *pin)
+{
+	_cleanup_close_ int write_end = -1;
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	write_end = fds[1];
+	if (write(write_end, pin->data, pin->size) != (ssize_t)pin->size ||
+	    write(write_end, "\n", 1) != 1) {
+		int r = -errno;
+		close(fds[0]);
+		return r;
+	}
+	return fds[0];
+}
+
 static int start_activate_call(AgentToken *t, const char *action, Pin *pin, bool final_try)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-	_cleanup_close_ int read_end = -1, write_end = -1;
+	_cleanup_close_ int read_end = -1;
 	Agent *a = t->agent;
-	int fds[2], r;
+	int r;
 
 	if (!a->daemon)
 		return -ENOTCONN;
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	read_end = fds[0];
-	write_end = fds[1];
-	/* The PIN goes through a pipe safecad reads; it never travels in a
-	 * message. It fits the pipe's buffer, so this does not block. */
-	if (write(write_end, pin->data, pin->size) != (ssize_t)pin->size ||
-	    write(write_end, "\n", 1) != 1)
-		return -errno;
-	closep(&write_end);
-	write_end = -1;
+	read_end = pin_pipe(pin);
+	if (read_end < 0)
+		return read_end;
 	r = sd_bus_message_new_method_call(a->system, &call, a->daemon, t->path,
 					   SAFECAD_TOKEN_INTERFACE, "Activate");
 	if (r >= 0)
@@ -438,25 +450,6 @@ static int on_change_pin_reply(sd_bus_message *m, void *userdata, sd_bus_error *
 	else
 		show_pin_changed(t);
 	return 0;
-}
-
-/* A pipe holding pin and a newline, its write end closed: what safecad
- * reads a PIN from. */
-static int pin_pipe(const Pin *pin)
-{
-	_cleanup_close_ int write_end = -1;
-	int fds[2];
-
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	write_end = fds[1];
-	if (write(write_end, pin->data, pin->size) != (ssize_t)pin->size ||
-	    write(write_end, "\n", 1) != 1) {
-		int r = -errno;
-		close(fds[0]);
-		return r;
-	}
-	return fds[0];
 }
 
 static int start_change_pin_call(AgentToken *t, bool final_try)
