@@ -7,6 +7,7 @@
 #include "build-config.h"
 #include "i18n.h"
 #include "safectl.h"
+#include "terminal-text.h"
 #include "util.h"
 
 bool arg_json;
@@ -214,6 +215,14 @@ int main(int argc, char *argv[])
 	r = parse_argv(argc, argv);
 	if (r <= 0)
 		return r < 0 ? EXIT_FAILED : EXIT_DONE;
+	/* What a token, a certificate or a CA says reaches the terminal
+	 * cleaned; a script's JSON and an exported certificate go out as
+	 * they are. */
+	r = terminal_text_install(arg_json || (optind < argc && streq(argv[optind], "export")));
+	if (r < 0) {
+		fprintf(stderr, "safectl: %s\n", strerror(-r));
+		return EXIT_FAILED;
+	}
 	/* Options may also follow the verb ("safectl status --json"). */
 	return dispatch(argc - optind, argv + optind);
 }

@@ -6,6 +6,10 @@
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+#include "time-util.h"
+
+/* How long --pin-fd and --new-pin-fd may take to deliver the whole PIN. */
+#define PIN_FD_TIMEOUT_USEC (INT64_C(60) * 1000000)
 
 /* Exit codes scripts rely on (PRODUCT.md). */
 enum {

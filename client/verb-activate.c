@@ -305,7 +305,7 @@ static int read_pin(Pin **ret)
 	if (r < 0)
 		return r;
 	if (arg_pin_fd >= 0)
-		r = pin_read_fd(pin, arg_pin_fd, 60000);
+		r = pin_read_fd(pin, arg_pin_fd, monotonic_usec() + PIN_FD_TIMEOUT_USEC);
 	else
 		r = pin_read_tty(pin, _("PIN (not shown): "));
 	if (r < 0) {

@@ -114,13 +114,15 @@ static int change_pin(sd_bus *bus, json_t *token)
 	r = pin_new(&old_pin);
 	if (r < 0)
 		return EXIT_FAILED;
-	r = arg_pin_fd >= 0 ? pin_read_fd(old_pin, arg_pin_fd, 60000)
-			    : pin_read_tty(old_pin, _("Current PIN (not shown): "));
+	r = arg_pin_fd >= 0
+		? pin_read_fd(old_pin, arg_pin_fd, monotonic_usec() + PIN_FD_TIMEOUT_USEC)
+		: pin_read_tty(old_pin, _("Current PIN (not shown): "));
 	if (r >= 0) {
 		if (arg_new_pin_fd >= 0) {
 			r = pin_new(&new_pin);
 			if (r >= 0)
-				r = pin_read_fd(new_pin, arg_new_pin_fd, 60000);
+				r = pin_read_fd(new_pin, arg_new_pin_fd,
+						monotonic_usec() + PIN_FD_TIMEOUT_USEC);
 		} else
 			r = read_twice(&new_pin);
 	}

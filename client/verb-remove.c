@@ -80,6 +80,7 @@ int verb_remove_previous(int argc, char *argv[])
 	json_t *token = NULL, *certificate;
 	const char *text;
 	int fds[2] = {-1, -1}, r;
+	bool interrupted;
 
 	if (bus_connect(&bus) < 0 || tokens_read(bus, &tokens) < 0)
 		return EXIT_FAILED;
@@ -94,12 +95,20 @@ int verb_remove_previous(int argc, char *argv[])
 		return EXIT_NOTHING;
 	}
 	certificate = find_certificate(token, json_str(latest, "old_serial"));
-	if (!certificate) {
+	/* A removal that began (the certificate went to the history) and
+	 * did not end: its key waits for a login, which this brings. */
+	interrupted = !certificate && json_object_get(latest, "removed_certificate") &&
+		      !json_is_true(json_object_get(latest, "previous_removed"));
+	if (!certificate && !interrupted) {
 		fprintf(stderr, _("The previous certificate %s is no longer on the token.\n"),
 			json_str(latest, "old_serial"));
 		return EXIT_NOTHING;
 	}
-	if (!arg_json)
+	if (!arg_json && interrupted)
+		printf(_("Removing the previous certificate %s was interrupted; its key is removed "
+			 "once you give the PIN.\n"),
+		       json_str(latest, "old_serial"));
+	else if (!arg_json)
 		print_what_goes(certificate);
 	if (!arg_yes) {
 		char line[16] = "";
@@ -117,8 +126,9 @@ int verb_remove_previous(int argc, char *argv[])
 	}
 	r = pin_new(&pin);
 	if (r >= 0)
-		r = arg_pin_fd >= 0 ? pin_read_fd(pin, arg_pin_fd, 60000)
-				    : pin_read_tty(pin, _("PIN (not shown): "));
+		r = arg_pin_fd >= 0
+			? pin_read_fd(pin, arg_pin_fd, monotonic_usec() + PIN_FD_TIMEOUT_USEC)
+			: pin_read_tty(pin, _("PIN (not shown): "));
 	if (r < 0) {
 		fprintf(stderr, _("Failed to read the PIN: %s\n"),
 			r == -ENOTTY ? _("no terminal; use --pin-fd") : strerror(-r));
@@ -149,6 +159,13 @@ int verb_remove_previous(int argc, char *argv[])
 		json_print(result);
 	} else {
 		_cleanup_json_ json_t *result = json_loads(text, 0, NULL);
+		if (json_object_get(result, "finished")) {
+			printf(json_is_true(json_object_get(result, "finished"))
+				   ? _("Finished the removal that was interrupted: the previous "
+				       "key is gone too.\n")
+				   : _("Nothing was left to remove.\n"));
+			return EXIT_DONE;
+		}
 		printf(
 		    json_is_true(json_object_get(result, "key_removed"))
 			? _("Removed certificate %s and its key.\n")

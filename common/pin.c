@@ -11,6 +11,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "time-util.h"
+
 int pin_new(Pin **ret)
 {
 	Pin *pin = calloc(1, sizeof(Pin));
@@ -41,7 +43,7 @@ Pin *pin_free(Pin *pin)
 	return NULL;
 }
 
-int pin_read_fd(Pin *pin, int fd, int timeout_ms)
+int pin_read_fd(Pin *pin, int fd, int64_t deadline_usec)
 {
 	size_t size = 0;
 
@@ -49,10 +51,22 @@ int pin_read_fd(Pin *pin, int fd, int timeout_ms)
 	pin->size = 0;
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int timeout_ms = -1;
 		char c;
 		ssize_t n;
-		int k = poll(&p, 1, timeout_ms);
+		int k;
 
+		/* One deadline for the whole PIN: a writer that drips a byte
+		 * now and then gets no more time than one that sends none. */
+		if (deadline_usec > 0) {
+			int64_t left = deadline_usec - monotonic_usec();
+			if (left <= 0) {
+				explicit_bzero(pin->data, PIN_MAX);
+				return -ETIMEDOUT;
+			}
+			timeout_ms = (int)((left + 999) / 1000);
+		}
+		k = poll(&p, 1, timeout_ms);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -109,7 +123,7 @@ int pin_read_tty(Pin *pin, const char *prompt)
 		close(fd);
 		return -ENOTTY;
 	}
-	r = pin_read_fd(pin, fd, -1);
+	r = pin_read_fd(pin, fd, 0);
 	(void)tcsetattr(fd, TCSAFLUSH, &old);
 	(void)!write(fd, "\n", 1);
 	close(fd);

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A PIN lives only here: locked in memory (never swapped out), wiped the
  * moment it is freed. Never copy it into anything else. */
@@ -17,9 +18,10 @@ int pin_new(Pin **ret);
 Pin *pin_free(Pin *pin);
 
 /* Reads up to the first newline or EOF from fd (a pipe or a file), at most
- * PIN_MAX - 1 bytes (-EMSGSIZE past that), waiting at most timeout_ms for
- * each read (-ETIMEDOUT). An empty PIN is -ENODATA. */
-int pin_read_fd(Pin *pin, int fd, int timeout_ms);
+ * PIN_MAX - 1 bytes (-EMSGSIZE past that), all of it before deadline_usec
+ * (CLOCK_MONOTONIC, as monotonic_usec(); 0: no limit), else -ETIMEDOUT.
+ * An empty PIN is -ENODATA. */
+int pin_read_fd(Pin *pin, int fd, int64_t deadline_usec);
 
 /* Reads a line from the terminal without echo, after prompt (-ENOTTY when
  * there is no terminal). */

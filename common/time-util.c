@@ -22,12 +22,41 @@ char *format_rfc3339(char *buf, size_t size, int64_t t)
 	return buf;
 }
 
-int64_t days_until(int64_t t, int64_t now)
+int64_t days_until(int64_t t, int64_t now_usec)
 {
-	int64_t d = t - now;
+	const int64_t day = INT64_C(86400) * 1000000;
+	/* Whole seconds and the fraction apart, so nothing overflows for
+	 * any time a certificate can hold. */
+	int64_t seconds = t - now_usec / 1000000, fraction = now_usec % 1000000;
+	int64_t d;
 
-	/* Floor division: 1 s past the end is day -1, not 0. */
+	if (fraction < 0) {
+		fraction += 1000000;
+		seconds++;
+	}
+	/* Floor division over microseconds: a fraction of a second short of
+	 * ten days is nine days, and 1 s past the end is day -1, not 0. */
+	if (seconds > 0 && seconds > (INT64_MAX - 1000000) / 1000000)
+		return seconds / 86400;
+	d = seconds * 1000000 - fraction;
 	if (d >= 0)
-		return d / 86400;
-	return -((-d + 86399) / 86400);
+		return d / day;
+	return -((-d + day - 1) / day);
+}
+
+int64_t now_usec(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+		return (int64_t)time(NULL) * 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t monotonic_usec(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

@@ -10,5 +10,12 @@
  * cannot be shown. */
 char *format_rfc3339(char *buf, size_t size, int64_t t);
 
-/* Whole days from now to t, rounded down (negative once t has passed). */
-int64_t days_until(int64_t t, int64_t now);
+/* Whole days from now (microseconds since the epoch) to t (seconds),
+ * rounded down (negative once t has passed). */
+int64_t days_until(int64_t t, int64_t now_usec);
+
+/* The wall clock, in microseconds since the epoch. */
+int64_t now_usec(void);
+
+/* CLOCK_MONOTONIC, in microseconds: for deadlines. */
+int64_t monotonic_usec(void);

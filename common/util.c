@@ -43,20 +43,27 @@ char *strdup_strip(const char *s)
 	return strndup(s, len);
 }
 
-int read_small_file(const char *path, size_t max, char **ret)
+int read_small_file_flags(const char *path, size_t max, int flags, char **ret)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	size_t size = 0;
 	struct stat st;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO waits for a writer otherwise; nothing
+	 * but a regular file is read, so a FIFO, a device or a socket where
+	 * a file should be is refused at once instead of hanging us. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags);
 	if (fd < 0)
-		return -errno;
+		return errno == ELOOP && (flags & O_NOFOLLOW) ? -ENOTREGULAR : -errno;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -ENOTREGULAR;
+	if (st.st_size > 0 && (size_t)st.st_size > max)
+		return -EFBIG;
 	buf = malloc(max + 2);
 	if (!buf)
 		return -ENOMEM;
@@ -78,6 +85,18 @@ int read_small_file(const char *path, size_t max, char **ret)
 	buf[size] = 0;
 	*ret = TAKE_PTR(buf);
 	return 0;
+}
+
+int read_small_file(const char *path, size_t max, char **ret)
+{
+	return read_small_file_flags(path, max, 0, ret);
+}
+
+const char *file_error(int r)
+{
+	if (r == -ENOTREGULAR)
+		return "not a regular file";
+	return strerror(-r);
 }
 
 char *path_join(const char *a, const char *b)

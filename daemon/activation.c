@@ -24,7 +24,6 @@
 #include "token-session.h"
 #include "x509-util.h"
 
-#define PIN_READ_TIMEOUT_MS 30000
 #define NEW_KEY_ID_SIZE 20
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pin *, pin_free)
@@ -377,12 +376,10 @@ static int login(Activation *a)
 	r = pin_new(&pin);
 	if (r < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
-	r = pin_read_fd(pin, job->pin_fd, PIN_READ_TIMEOUT_MS);
-	close(job->pin_fd);
-	job->pin_fd = -1;
+	r = job_read_pin(job, &job->pin_fd, pin);
 	if (r < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED, _("No PIN was received: %s"),
-				r == -ENODATA ? _("it is empty") : strerror(-r));
+				job_pin_error(r));
 	if ((flags.min_pin_len && pin->size < flags.min_pin_len) ||
 	    (flags.max_pin_len && pin->size > flags.max_pin_len))
 		return job_fail(
@@ -391,8 +388,10 @@ static int login(Activation *a)
 		    job->token_serial, flags.min_pin_len, flags.max_pin_len);
 
 	r = token_session_login(&a->session, pin->data, pin->size);
-	if (r >= 0)
+	if (r >= 0) {
+		(void)removals_finish_logged_in(&a->session, job->token_serial);
 		return 0;
+	}
 	if (token_session_pin_flags(&a->session, &flags) >= 0 && flags.locked)
 		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
 				_("Wrong PIN: token %s is now locked. Support: %s."),

@@ -267,11 +267,12 @@ static int method_get_history(sd_bus_message *message, void *userdata, sd_bus_er
 	return sd_bus_reply_method_return(message, "s", text);
 }
 
+#define TICK_MAX_AGENCIES 64
+
 static int method_tick_agencies(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
 	Context *context = userdata;
-	_cleanup_strv_free_ char **ids = NULL;
-	const char *action;
+	const char *action, *ids[TICK_MAX_AGENCIES + 1];
 	size_t n = 0;
 	int r;
 
@@ -281,14 +282,22 @@ static int method_tick_agencies(sd_bus_message *message, void *userdata, sd_bus_
 	r = sd_bus_message_read(message, "s", &action);
 	if (r < 0)
 		return r;
-	r = sd_bus_message_read_strv(message, &ids);
+	if (!isempty(action) && strlen(action) > 64)
+		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+					_("That is not an action id."));
+	/* One element at a time, and no further than the limit: a caller
+	 * may send millions, and reading them all is what it wants. */
+	r = sd_bus_message_enter_container(message, 'a', "s");
 	if (r < 0)
 		return r;
-	while (ids && ids[n])
+	while (n <= TICK_MAX_AGENCIES && (r = sd_bus_message_read(message, "s", &ids[n])) > 0)
 		n++;
-	if (n == 0 || n > 64)
+	if (r < 0)
+		return r;
+	if (n == 0 || n > TICK_MAX_AGENCIES)
 		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
 					_("Name between 1 and 64 agencies."));
+	ids[n] = NULL;
 	r = polkit_verify(message, "org.safecad.manage", &context->polkit_queries, error);
 	if (r <= 0)
 		return r < 0 ? r : 1;

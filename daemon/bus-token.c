@@ -167,8 +167,8 @@ void token_update(Token *token, TokenInfo *info)
 void token_check_expiry(Token *token)
 {
 	const Config *config = &token->context->config;
-	int64_t now = time(NULL);
-	const CertificateEntry *current = token_info_current(&token->info, now);
+	int64_t now = now_usec();
+	const CertificateEntry *current = token_info_current(&token->info, now / 1000000);
 	int64_t days;
 	int threshold = -1;
 	int r;
@@ -313,8 +313,8 @@ static int property_days_left(sd_bus *bus, const char *path, const char *interfa
 			      sd_bus_error *error)
 {
 	Token *token = userdata;
-	int64_t now = time(NULL);
-	const CertificateEntry *current = token_info_current(&token->info, now);
+	int64_t now = now_usec();
+	const CertificateEntry *current = token_info_current(&token->info, now / 1000000);
 	int64_t days = current ? days_until(current->not_after, now) : 0;
 
 	if (days > INT32_MAX)

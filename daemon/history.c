@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "macro.h"
 #include "state-file.h"
 #include "time-util.h"
@@ -12,12 +13,55 @@
 
 #define HISTORY_MAX_SIZE (4 * 1024 * 1024)
 #define HISTORY_MAX_ENTRIES 1000
+#define HISTORY_MAX_AGENCIES 64
 
 static pthread_mutex_t history_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *history_path(void)
 {
 	return path_join(state_directory(), "history.json");
+}
+
+static const StateField entry_fields[] = {
+    {"action", STATE_ID, 0, true, false},
+    {"type", STATE_TEXT, 32, false, true},
+    {"token", STATE_TEXT, STATE_TOKEN_TEXT_MAX, true, false},
+    {"old_serial", STATE_SERIAL, 128, true, false},
+    {"new_serial", STATE_SERIAL, 128, true, false},
+    {"completed", STATE_TEXT, 32, false, true},
+    {"agencies", STATE_ARRAY, HISTORY_MAX_AGENCIES, true, false},
+    {"removed_certificate", STATE_PEM, 64 * 1024, false, false},
+    {"previous_removed", STATE_BOOL, 0, false, false},
+};
+
+static const StateField agency_fields[] = {
+    {"id", STATE_ID, 0, true, false},
+    {"name", STATE_TEXT, 1024, true, false},
+    {"url", STATE_TEXT, 2048, false, false},
+    {"done", STATE_BOOL, 0, true, false},
+};
+
+static int check(json_t *history, const char *path, const char **ret_bad)
+{
+	json_t *activations = json_object_get(history, "activations"), *entry, *agency;
+	size_t i, k;
+
+	if (!json_is_array(activations) || json_array_size(activations) > HISTORY_MAX_ENTRIES) {
+		*ret_bad = "activations";
+		return -EBADMSG;
+	}
+	json_array_foreach(activations, i, entry)
+	{
+		if (state_check(entry, entry_fields, ELEMENTSOF(entry_fields), ret_bad) < 0)
+			return -EBADMSG;
+		json_array_foreach(json_object_get(entry, "agencies"), k, agency)
+		{
+			if (state_check(agency, agency_fields, ELEMENTSOF(agency_fields), ret_bad) <
+			    0)
+				return -EBADMSG;
+		}
+	}
+	return 0;
 }
 
 static int load(json_t **ret)
@@ -28,15 +72,15 @@ static int load(json_t **ret)
 
 	if (!path)
 		return -ENOMEM;
-	r = state_file_read(path, HISTORY_MAX_SIZE, &history);
-	if (r == -ENOENT)
+	r = state_file_load(path, HISTORY_MAX_SIZE, check, "The history", &history);
+	/* A history that cannot be used is kept aside for the user (said
+	 * there), and a new one begins. */
+	if (r == -ENOENT || r == -EBADMSG) {
 		history = json_pack("{s:[]}", "activations");
-	else if (r < 0)
-		return r;
-	if (!history || !json_is_array(json_object_get(history, "activations"))) {
-		json_decref(history);
-		return -EBADMSG;
+		r = history ? 0 : -ENOMEM;
 	}
+	if (r < 0)
+		return r;
 	*ret = history;
 	return 0;
 }
@@ -155,7 +199,7 @@ static bool agency_listed(json_t *agencies, const char *id, json_t **ret)
 }
 
 /* Every id is checked before any is ticked, so a typo changes nothing. */
-static int tick(json_t *history, const char *action, char *const *ids, size_t n_ids)
+static int tick(json_t *history, const char *action, const char *const *ids, size_t n_ids)
 {
 	json_t *activations = json_object_get(history, "activations");
 	json_t *entry = action ? find(activations, NULL, action) : json_array_get(activations, 0);
@@ -174,7 +218,7 @@ static int tick(json_t *history, const char *action, char *const *ids, size_t n_
 	return save(history);
 }
 
-int history_tick_agencies(const char *action, char *const *ids, size_t n_ids)
+int history_tick_agencies(const char *action, const char *const *ids, size_t n_ids)
 {
 	json_t *history = NULL;
 	int r;

@@ -22,7 +22,7 @@ int history_set_member(const char *token, const char *action, const char *key, j
 /* Ticks agencies of an activation (the latest when action is NULL).
  * -ENOENT: no such activation; -ESRCH: an id it does not list (nothing
  * is changed then). */
-int history_tick_agencies(const char *action, char *const *ids, size_t n_ids);
+int history_tick_agencies(const char *action, const char *const *ids, size_t n_ids);
 
 /* The whole history, {"activations": [...]}. */
 int history_read(json_t **ret);

@@ -10,6 +10,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define MAX_EVENTS 1024
 
@@ -116,6 +117,36 @@ void job_read_token_again(Job *job)
 		return;
 	}
 	free(info);
+}
+
+int job_read_pin(Job *job, int *fd, Pin *pin)
+{
+	int r;
+
+	if (job->pin_deadline == 0)
+		job->pin_deadline = monotonic_usec() + JOB_PIN_TIMEOUT_USEC;
+	r = pin_read_fd(pin, *fd, job->pin_deadline);
+	close(*fd);
+	*fd = -1;
+	return r;
+}
+
+const char *job_pin_error(int r)
+{
+	switch (r) {
+	case -ENODATA:
+		return _("it is empty");
+	case -ETIMEDOUT:
+		return _("it did not arrive in time");
+	case -EMSGSIZE:
+		return _("it is too long");
+	case -EISDIR:
+	case -EBADF:
+	case -EINVAL:
+		return _("the descriptor passed cannot be read");
+	default:
+		return strerror(-r);
+	}
 }
 
 void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))

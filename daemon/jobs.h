@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "ca-client.h"
+#include "pin.h"
 #include "modules.h"
 #include "profiles.h"
 #include "token-info.h"
@@ -60,6 +61,7 @@ struct Job {
 	bool remove_key;     /* and whether no other certificate uses that key */
 	bool keep_previous;
 	bool allow_final_try;
+	int64_t pin_deadline; /* set at the first PIN read: one limit for all */
 
 	/* Outputs, set by the thread before it finishes. */
 	const char *error_name; /* a SAFECAD_ERROR_*, NULL on success */
@@ -112,6 +114,28 @@ void job_run_remove_previous(Job *job); /* remove-previous.c */
 /* Finishes or undoes removals a crash interrupted, on the tokens present,
  * without a PIN (remove-previous.c). Between modules_use() and release. */
 void removals_recover(Modules *modules);
+
+/* With a login on the token's session (any job that logged in): destroys
+ * the private key an interrupted removal left for a login, and ends that
+ * removal. 1 when there was one, 0 when not, < 0 on failure (logged). */
+int removals_finish_logged_in(TokenSession *session, const char *token_serial);
+
+/* Whether a removal of this token's previous pair is journaled and not
+ * finished (a running one, or one waiting for a login). */
+bool removal_pending(const char *token_serial);
+
+/* Whether a removal journal holds what it must (remove-previous.c).
+ * -EBADMSG with *ret_bad the first member that does not. */
+int removal_check(json_t *journal, const char **ret_bad);
+
+/* Every PIN a job reads, together, must arrive within this. */
+#define JOB_PIN_TIMEOUT_USEC (INT64_C(30) * 1000000)
+
+/* From the job's thread: reads a PIN from *fd (then closed and set to -1)
+ * before the job's one PIN deadline, which the first read sets. */
+int job_read_pin(Job *job, int *fd, Pin *pin);
+/* Why job_read_pin() failed, in words for the caller. */
+const char *job_pin_error(int r);
 
 /* From the job's thread, before it releases the modules: reads its token
  * again into job->fresh (left NULL when that fails). */

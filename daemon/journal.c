@@ -53,13 +53,98 @@ char *journal_path(const char *token_serial, const char *action_id)
 	return path;
 }
 
+/* Every member a journal holds, as activation.c writes it. */
+static const StateField journal_fields[] = {
+    {"version", STATE_INTEGER, 0, true, false},
+    {"token", STATE_TEXT, STATE_TOKEN_TEXT_MAX, true, false},
+    {"action_id", STATE_ID, 0, true, false},
+    {"action", STATE_OBJECT, 0, true, false},
+    {"profile", STATE_TEXT, 255, true, false},
+    {"old_serial", STATE_SERIAL, 128, true, false},
+    {"old_key_id", STATE_HEX, 512, true, false},
+    {"step", STATE_TEXT, 16, true, false},
+    {"keep_previous", STATE_BOOL, 0, true, false},
+    {"started", STATE_TEXT, 32, true, false},
+    {"updated", STATE_TEXT, 32, false, false},
+    {"module", STATE_TEXT, 4096, true, false},
+    {"token_info", STATE_OBJECT, 0, true, false},
+    {"new_key_id", STATE_HEX, 512, false, false},
+    {"new_serial", STATE_SERIAL, 128, false, false},
+    {"certificate", STATE_PEM, 64 * 1024, false, false},
+    {"chain", STATE_ARRAY, 16, false, false},
+    {"withdrawn", STATE_BOOL, 0, false, false},
+};
+
+static const StateField token_info_fields[] = {
+    {"label", STATE_TEXT, STATE_TOKEN_TEXT_MAX, false, false},
+    {"manufacturer", STATE_TEXT, STATE_TOKEN_TEXT_MAX, false, false},
+    {"model", STATE_TEXT, STATE_TOKEN_TEXT_MAX, false, false},
+};
+
+static const StateField chain_fields[] = {
+    {"pem", STATE_PEM, 64 * 1024, true, false},
+};
+
+int journal_check(json_t *journal, const char *path, const char **ret_bad)
+{
+	_cleanup_free_ char *expected = NULL;
+	const char *name;
+	size_t i;
+	json_t *member;
+	int r;
+
+	r = state_check(journal, journal_fields, ELEMENTSOF(journal_fields), ret_bad);
+	if (r < 0)
+		return r;
+	r = state_check(json_object_get(journal, "token_info"), token_info_fields,
+			ELEMENTSOF(token_info_fields), ret_bad);
+	if (r < 0)
+		return r;
+	json_array_foreach(json_object_get(journal, "chain"), i, member)
+	{
+		json_auto_t *wrapped = json_pack("{s:O}", "pem", member);
+		if (!wrapped || state_check(wrapped, chain_fields, 1, ret_bad) < 0) {
+			*ret_bad = "chain";
+			return -EBADMSG;
+		}
+	}
+	name = json_string_value(json_object_get(journal, "step"));
+	if (!streq(name, "none") && activation_step_from_name(name) == STEP_NONE) {
+		*ret_bad = "step";
+		return -EBADMSG;
+	}
+	if (!streq_ptr(json_string_value(json_object_get(json_object_get(journal, "action"), "id")),
+		       json_string_value(json_object_get(journal, "action_id")))) {
+		*ret_bad = "action";
+		return -EBADMSG;
+	}
+	/* A journal is named after its token and action: one that says
+	 * otherwise was not written by us. */
+	expected = journal_path(json_string_value(json_object_get(journal, "token")),
+				json_string_value(json_object_get(journal, "action_id")));
+	if (!expected)
+		return -ENOMEM;
+	if (path && !streq(expected, path)) {
+		*ret_bad = "token";
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Reads and checks one journal file; one that cannot be used is set
+ * aside with a warning. */
+static int journal_read(const char *path, json_t **ret)
+{
+	return state_file_load(path, JOURNAL_MAX_SIZE, journal_check, "Activation journal", ret);
+}
+
 int journal_load(const char *token_serial, const char *action_id, json_t **ret)
 {
 	_cleanup_free_ char *path = journal_path(token_serial, action_id);
 
 	if (!path)
 		return -ENOMEM;
-	return state_file_read(path, JOURNAL_MAX_SIZE, ret);
+	return journal_read(path, ret);
 }
 
 int journal_save(json_t *journal)
@@ -125,13 +210,14 @@ int journal_load_all(json_t **ret)
 		path = path_join(dir, de->d_name);
 		if (!path)
 			break;
-		r = state_file_read(path, JOURNAL_MAX_SIZE, &journal);
-		if (r < 0 || !json_is_string(json_object_get(journal, "token")) ||
-		    !json_is_string(json_object_get(journal, "action_id"))) {
-			log_warning("Activation journal %s cannot be read, ignoring it.", path);
-			json_decref(journal);
-			continue;
+		r = journal_read(path, &journal);
+		if (r == -ENOMEM) {
+			closedir(d);
+			json_decref(all);
+			return r;
 		}
+		if (r < 0)
+			continue;
 		json_array_append_new(all, journal);
 		n++;
 	}

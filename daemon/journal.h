@@ -36,3 +36,8 @@ int journal_remove(json_t *journal);
 int journal_load_all(json_t **ret);
 
 ActivationStep journal_step(json_t *journal);
+
+/* Whether journal holds every member an activation journal must, each
+ * within its bounds (and, with path, is the file named after its token
+ * and action). -EBADMSG with *ret_bad the first member that is not. */
+int journal_check(json_t *journal, const char *path, const char **ret_bad);

@@ -123,7 +123,7 @@ static int load_configuration(Context *context)
 	if (r == -EINVAL)
 		return log_error_errno(r, "Failed to parse %s", message ? message : path);
 	if (r < 0)
-		return log_error_errno(r, "Failed to read %s: %m", path);
+		return log_error_errno(r, "Failed to read %s: %s", path, file_error(r));
 	return profiles_load(data_directory(), config_directory(), &context->profiles);
 }
 

@@ -112,9 +112,12 @@ void modules_clear(Modules *modules)
 	*modules = (Modules){};
 }
 
-void modules_use(Modules *modules)
+bool modules_use(Modules *modules)
 {
+	bool fresh;
+
 	pthread_mutex_lock(&modules->lock);
+	fresh = modules->users == 0;
 	if (modules->users++ == 0)
 		for (size_t i = 0; i < modules->n_items; i++) {
 			Module *m = &modules->items[i];
@@ -128,14 +131,31 @@ void modules_use(Modules *modules)
 			m->failed = r < 0;
 		}
 	pthread_mutex_unlock(&modules->lock);
+	return fresh;
 }
 
 void modules_release(Modules *modules)
 {
+	void (*on_idle)(void *userdata) = NULL;
+	void *userdata = NULL;
+
 	pthread_mutex_lock(&modules->lock);
-	if (--modules->users == 0)
+	if (--modules->users == 0) {
 		for (size_t i = 0; i < modules->n_items; i++)
 			module_close(&modules->items[i]);
+		on_idle = modules->on_idle;
+		userdata = modules->on_idle_userdata;
+	}
+	pthread_mutex_unlock(&modules->lock);
+	if (on_idle)
+		on_idle(userdata);
+}
+
+void modules_set_on_idle(Modules *modules, void (*on_idle)(void *userdata), void *userdata)
+{
+	pthread_mutex_lock(&modules->lock);
+	modules->on_idle = on_idle;
+	modules->on_idle_userdata = userdata;
 	pthread_mutex_unlock(&modules->lock);
 }
 

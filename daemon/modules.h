@@ -35,6 +35,9 @@ typedef struct Modules {
 	size_t n_items;
 	pthread_mutex_t lock; /* guards users and loading */
 	unsigned users;
+	/* Under lock; see modules_set_on_idle(). */
+	void (*on_idle)(void *userdata);
+	void *on_idle_userdata;
 } Modules;
 
 /* Names the modules; nothing is loaded until the first use. */
@@ -42,10 +45,17 @@ int modules_load(char *const *paths, Modules *ret);
 void modules_clear(Modules *modules);
 
 /* Counts a user, loading the modules when there was none. A module that
- * cannot be loaded is skipped, with a warning when that changes. */
-void modules_use(Modules *modules);
+ * cannot be loaded is skipped, with a warning when that changes. Returns
+ * true when this call loaded them (so they show every token there is
+ * now), false when another user already held them: many modules show
+ * only the tokens there were when they were loaded. */
+bool modules_use(Modules *modules);
 /* The last user unloads them. */
 void modules_release(Modules *modules);
+
+/* on_idle is called on the thread that lets the modules go last, after
+ * they are unloaded, without any lock held; NULL: nothing is called. */
+void modules_set_on_idle(Modules *modules, void (*on_idle)(void *userdata), void *userdata);
 
 /* The function list of the module loaded from path, or NULL. Only
  * between modules_use() and modules_release(). */

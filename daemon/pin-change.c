@@ -13,8 +13,6 @@
 #include "pin.h"
 #include "token-session.h"
 
-#define PIN_READ_TIMEOUT_MS 30000
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pin *, pin_free)
 
 static int read_pin(Job *job, int *fd, bool is_new, Pin **ret)
@@ -24,15 +22,13 @@ static int read_pin(Job *job, int *fd, bool is_new, Pin **ret)
 
 	if (r < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
-	r = pin_read_fd(pin, *fd, PIN_READ_TIMEOUT_MS);
-	close(*fd);
-	*fd = -1;
+	r = job_read_pin(job, fd, pin);
 	if (r < 0) {
 		pin_free(pin);
 		return job_fail(job, SAFECAD_ERROR_FAILED,
 				is_new ? _("No new PIN was received: %s")
 				       : _("No current PIN was received: %s"),
-				r == -ENODATA ? _("it is empty") : strerror(-r));
+				job_pin_error(r));
 	}
 	*ret = pin;
 	return 0;

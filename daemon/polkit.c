@@ -8,7 +8,12 @@
 #include "log.h"
 #include "macro.h"
 
-#define POLKIT_MAX_QUERIES 64
+/* Questions out at once for one caller (a user id): enough for every
+ * token of a person's own clients, and one user cannot crowd out
+ * another. */
+#define POLKIT_MAX_QUERIES_PER_USER 16
+/* And for everybody, a bound on memory whatever the number of users. */
+#define POLKIT_MAX_QUERIES 4096
 /* polkit may wait for the user to type a password. */
 #define POLKIT_TIMEOUT_USEC (5ULL * 60 * 1000000)
 /* CheckAuthorization's flag: the agent may ask the user. */
@@ -18,6 +23,11 @@ struct PolkitQuery {
 	PolkitQuery *next;
 	sd_bus_message *request;
 	sd_bus_slot *slot;
+	/* Armed once the answer came and the call was dispatched again: it
+	 * runs after that dispatch and frees the query whatever the handler
+	 * did (it may have returned early, Busy say, without asking again). */
+	sd_event_source *defer;
+	uid_t uid;
 	char *action;
 	int answer; /* -1 still out, 0 no, 1 yes */
 	sd_bus_error error;
@@ -34,10 +44,17 @@ static void query_free(PolkitQuery *q)
 			break;
 		}
 	sd_bus_slot_unref(q->slot);
+	sd_event_source_disable_unref(q->defer);
 	sd_bus_message_unref(q->request);
 	sd_bus_error_free(&q->error);
 	free(q->action);
 	free(q);
+}
+
+static int on_dispatched(sd_event_source *source, void *userdata)
+{
+	query_free(userdata);
+	return 0;
 }
 
 static int on_answer(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
@@ -75,8 +92,14 @@ static int on_answer(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
 		}
 	}
 	/* The call goes through its handler again, which now finds the
-	 * answer. */
-	r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->request), q->request);
+	 * answer; whatever the handler does then, the query is dropped
+	 * right after. */
+	sd_bus *bus = sd_bus_message_get_bus(q->request);
+	r = sd_event_add_defer(sd_bus_get_event(bus), &q->defer, on_dispatched, q);
+	if (r >= 0)
+		r = sd_event_source_set_priority(q->defer, SD_EVENT_PRIORITY_IDLE);
+	if (r >= 0)
+		r = sd_bus_enqueue_for_read(bus, q->request);
 	if (r < 0) {
 		log_error_errno(r, "Cannot dispatch the call again after polkit answered: %m");
 		(void)sd_bus_reply_method_errno(q->request, r, NULL);
@@ -85,18 +108,21 @@ static int on_answer(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
 	return 0;
 }
 
-static int ask(sd_bus_message *m, const char *action, PolkitQuery **queries, sd_bus_error *error)
+static int ask(sd_bus_message *m, uid_t uid, const char *action, PolkitQuery **queries,
+	       sd_bus_error *error)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
 	sd_bus *bus = sd_bus_message_get_bus(m);
 	const char *sender = sd_bus_message_get_sender(m);
-	size_t n = 0;
+	size_t n = 0, n_user = 0;
 	PolkitQuery *q;
 	int r;
 
-	for (q = *queries; q; q = q->next)
+	for (q = *queries; q; q = q->next) {
 		n++;
-	if (n >= POLKIT_MAX_QUERIES)
+		n_user += q->uid == uid;
+	}
+	if (n_user >= POLKIT_MAX_QUERIES_PER_USER || n >= POLKIT_MAX_QUERIES)
 		return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 					_("Too many authorizations are waiting; try again later."));
 	if (!sender)
@@ -118,6 +144,7 @@ static int ask(sd_bus_message *m, const char *action, PolkitQuery **queries, sd_
 	if (!q)
 		return -ENOMEM;
 	q->request = sd_bus_message_ref(m);
+	q->uid = uid;
 	q->action = strdup(action);
 	q->answer = -1;
 	q->list = queries;
@@ -165,7 +192,7 @@ int polkit_verify(sd_bus_message *m, const char *action, PolkitQuery **queries, 
 			query_free(q);
 			return r ? 1 : -EACCES;
 		}
-	r = ask(m, action, queries, error);
+	r = ask(m, uid, action, queries, error);
 	return r < 0 ? r : 0;
 }
 

@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "ini-check.h"
@@ -200,6 +201,7 @@ int profile_load_file(const char *path, Profile **ret, char **ret_message)
 	_cleanup_free_ char *text = NULL, *dir_copy = NULL, *issuers_full = NULL;
 	_cleanup_(parser_clear) Parser p = {};
 	const char *reason = NULL;
+	struct stat st;
 	int r;
 
 #define FAIL(r, ...)                                                                               \
@@ -222,7 +224,7 @@ int profile_load_file(const char *path, Profile **ret, char **ret_message)
 
 	r = read_small_file(path, PROFILE_MAX_FILE_SIZE, &text);
 	if (r < 0)
-		return FAIL(r, "%s: cannot read: %s", path, strerror(-r));
+		return FAIL(r, "%s: cannot read: %s", path, file_error(r));
 
 	p.profile = profile;
 	/* Relative paths in a profile are relative to its folder, made
@@ -250,7 +252,13 @@ int profile_load_file(const char *path, Profile **ret, char **ret_message)
 		return -ENOMEM;
 	r = load_issuers(issuers_full, &profile->issuers);
 	if (r < 0)
-		return FAIL(r, "%s: cannot load issuers %s: %s", path, issuers_full, strerror(-r));
+		return FAIL(r, "%s: cannot load issuers %s: %s", path, issuers_full, file_error(r));
+	/* The CA client opens it for every request, on a job's thread: a
+	 * FIFO there would hold the token for good. (A missing file is the
+	 * request's error, said then.) */
+	if (profile->trust && stat(profile->trust, &st) == 0 && !S_ISREG(st.st_mode))
+		return FAIL(-ENOTREGULAR, "%s: cannot use trust %s: %s", path, profile->trust,
+			    file_error(S_ISDIR(st.st_mode) ? -EISDIR : -ENOTREGULAR));
 	for (size_t i = 0; i < profile->n_agencies; i++)
 		if (!profile->agencies[i].name)
 			return FAIL(-EINVAL, "%s: [agency.%s] has no name", path,

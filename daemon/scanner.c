@@ -21,6 +21,9 @@ struct Scanner {
 	uint64_t requested;
 	uint64_t started;
 	bool stop;
+	/* A scan ran while a job held the modules, so it may have missed a
+	 * token that came meanwhile: scan again once they are let go. */
+	bool stale;
 	TokenList *result;
 	uint64_t result_generation;
 
@@ -39,6 +42,7 @@ static void *scanner_thread(void *userdata)
 	for (;;) {
 		TokenList *list;
 		uint64_t generation;
+		bool fresh;
 		int r;
 
 		while (!s->stop && s->started >= s->requested)
@@ -49,9 +53,14 @@ static void *scanner_thread(void *userdata)
 		pthread_mutex_unlock(&s->lock);
 
 		list = calloc(1, sizeof(TokenList));
-		modules_use(s->modules);
+		fresh = modules_use(s->modules);
 		removals_recover(s->modules);
 		r = list ? modules_scan(s->modules, s->profiles, list) : -ENOMEM;
+		if (!fresh) {
+			pthread_mutex_lock(&s->lock);
+			s->stale = true;
+			pthread_mutex_unlock(&s->lock);
+		}
 		modules_release(s->modules);
 		if (r < 0) {
 			log_error_errno(r, "Token scan failed: %m");
@@ -70,6 +79,21 @@ static void *scanner_thread(void *userdata)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
+}
+
+/* The modules were let go: a scan that shared them with a job is made
+ * again, now that the next one loads them afresh. */
+static void on_modules_idle(void *userdata)
+{
+	Scanner *s = userdata;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->stale) {
+		s->stale = false;
+		s->requested++;
+		pthread_cond_signal(&s->wake);
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 static int on_result(sd_event_source *source, int fd, uint32_t revents, void *userdata)
@@ -101,6 +125,7 @@ int scanner_new(sd_event *event, Modules *modules, const Profiles *profiles, sca
 	pthread_cond_init(&s->wake, NULL);
 	s->modules = modules;
 	s->profiles = profiles;
+	modules_set_on_idle(modules, on_modules_idle, s);
 	s->done = done;
 	s->userdata = userdata;
 	s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -129,6 +154,7 @@ Scanner *scanner_free(Scanner *s)
 {
 	if (!s)
 		return NULL;
+	modules_set_on_idle(s->modules, NULL, NULL);
 	if (s->thread_started) {
 		pthread_mutex_lock(&s->lock);
 		s->stop = true;

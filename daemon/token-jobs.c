@@ -494,6 +494,38 @@ static json_t *latest_activation(json_t *history, const char *serial)
 	return NULL;
 }
 
+/* Authorizes and starts a removal of old (NULL: only the key an
+ * interrupted removal left for a login). */
+static int start_removal(Token *token, sd_bus_message *message, json_t *entry,
+			 const CertificateEntry *old, bool remove_key, bool allow_final_try,
+			 int pin_fd, sd_bus_error *error)
+{
+	Job *job = NULL;
+	int r;
+
+	r = check_busy(token, error);
+	if (r < 0)
+		return r;
+	r = polkit_verify(message, "org.safecad.manage", &token->context->polkit_queries, error);
+	if (r <= 0)
+		return r < 0 ? r : 1;
+
+	r = job_for_token(token, JOB_REMOVE_PREVIOUS, &job);
+	if (r < 0)
+		return r;
+	job->action_id = strdup(strempty(json_string_value(json_object_get(entry, "action"))));
+	job->remove = old ? X509_dup(old->x509) : NULL;
+	job->remove_key_id = strdup(old ? old->key_id : "");
+	job->remove_key = old && remove_key && !isempty(old->key_id);
+	job->allow_final_try = allow_final_try;
+	job->pin_fd = fcntl(pin_fd, F_DUPFD_CLOEXEC, 3);
+	if (!job->action_id || (old && !job->remove) || !job->remove_key_id || job->pin_fd < 0) {
+		job_free(job);
+		return -ENOMEM;
+	}
+	return start(token, job, message);
+}
+
 int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error *error)
 {
 	Token *token = userdata;
@@ -503,7 +535,6 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 	json_t *entry;
 	int pin_fd, force = false, allow_final_try = false, r;
 	bool remove_key = true;
-	Job *job = NULL;
 
 	r = sd_bus_message_rewind(message, true);
 	if (r >= 0)
@@ -524,6 +555,11 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 	for (size_t i = 0; old_serial && i < token->info.n_certificates; i++)
 		if (strcasecmp(token->info.certificates[i].serial, old_serial) == 0)
 			old = &token->info.certificates[i];
+	/* An interrupted removal took the certificate and waits for a login
+	 * to take the key: this call's login finishes it. */
+	if (!old && removal_pending(token->info.serial))
+		return start_removal(token, message, entry, NULL, false, allow_final_try, pin_fd,
+				     error);
 	if (!old)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
 					 _("The previous certificate %s is no longer on token %s."),
@@ -544,25 +580,6 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 		if (&token->info.certificates[i] != old &&
 		    streq(token->info.certificates[i].key_id, old->key_id))
 			remove_key = false;
-	r = check_busy(token, error);
-	if (r < 0)
-		return r;
-	r = polkit_verify(message, "org.safecad.manage", &token->context->polkit_queries, error);
-	if (r <= 0)
-		return r < 0 ? r : 1;
-
-	r = job_for_token(token, JOB_REMOVE_PREVIOUS, &job);
-	if (r < 0)
-		return r;
-	job->action_id = strdup(strempty(json_string_value(json_object_get(entry, "action"))));
-	job->remove = X509_dup(old->x509);
-	job->remove_key_id = strdup(old->key_id);
-	job->remove_key = remove_key && !isempty(old->key_id);
-	job->allow_final_try = allow_final_try;
-	job->pin_fd = fcntl(pin_fd, F_DUPFD_CLOEXEC, 3);
-	if (!job->action_id || !job->remove || !job->remove_key_id || job->pin_fd < 0) {
-		job_free(job);
-		return -ENOMEM;
-	}
-	return start(token, job, message);
+	return start_removal(token, message, entry, old, remove_key, allow_final_try, pin_fd,
+			     error);
 }

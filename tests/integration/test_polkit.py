@@ -3,49 +3,11 @@ caller activates, a denied caller gets AccessDenied (exit 6) and nothing
 happens, root skips polkit, and export is polkit's too."""
 
 import os
-import subprocess
-
-import pytest
 
 from harness.refca import (  # noqa: F401 - refca is a fixture
     PIN, SAFECTL, activate, check, private_keys, refca, token_with_pair, window)
+from harness.polkit import as_nobody, polkit  # noqa: F401 - polkit is a fixture
 from harness.safecad import find_token
-
-NOBODY = 65534
-
-
-@pytest.fixture
-def polkit(world):
-    """dbusmock's polkitd template, serving org.freedesktop.PolicyKit1."""
-    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=world.bus.address)
-    proc = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--system", "--template",
-                             "polkitd"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    conn = world.bus.connection()
-    from harness import bus as busmod
-    from harness.safecad import wait_until
-    wait_until(lambda: busmod.name_has_owner(conn, "org.freedesktop.PolicyKit1"),
-               message="dbusmock's polkitd on the bus")
-
-    def set_allowed(*actions):
-        subprocess.run(["busctl", f"--address={world.bus.address}", "call",
-                        "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
-                        "org.freedesktop.DBus.Mock", "SetAllowed", "as", str(len(actions)),
-                        *actions], check=True, capture_output=True)
-    yield set_allowed
-    proc.terminate()
-    proc.wait(10)
-
-
-def as_nobody(world, argv, pass_fds=()):
-    """Runs a client as an unprivileged user, on the same private bus."""
-    # The bus socket must be reachable by that user.
-    for path in (world.dir, os.path.dirname(world.bus.socket)):
-        os.chmod(path, 0o755)
-    env = world.client_env()
-    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                           "--clear-groups", "--"] + argv, env=env, pass_fds=pass_fds,
-                          capture_output=True, text=True, timeout=120)
 
 
 def pin_pipe():

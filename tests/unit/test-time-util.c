@@ -100,7 +100,7 @@ static void test_days_until(void **state)
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		int64_t d = days_until(now + cases[i].delta, now);
+		int64_t d = days_until(now + cases[i].delta, now * 1000000);
 		if (d != cases[i].days)
 			fail_msg("days_until(now%+" PRId64 ", now) = %" PRId64
 				 ", expected %" PRId64,
@@ -114,7 +114,24 @@ static void test_days_until_wide(void **state)
 	assert_int_equal(days_until(INT64_C(253402300799), 0), 2932896);
 	assert_int_equal(days_until(-631152000, 0), -7305);
 	assert_int_equal(days_until(-631152000 - 1, 0), -7306);
-	assert_int_equal(days_until(0, INT64_C(253402300799)), -2932897);
+	assert_int_equal(days_until(0, INT64_C(253402300799) * 1000000), -2932897);
+	assert_int_equal(days_until(INT64_MAX, 0), INT64_MAX / DAY);
+}
+
+static void test_days_until_subsecond(void **state)
+{
+	const int64_t now = 1796083200;
+
+	/* Ten days minus a fraction of a second left: nine whole days. */
+	assert_int_equal(days_until(now + 10 * DAY, now * 1000000 + 1), 9);
+	assert_int_equal(days_until(now + 10 * DAY, now * 1000000 + 999999), 9);
+	assert_int_equal(days_until(now + 10 * DAY, now * 1000000), 10);
+	/* Half a second past the end is already day -1. */
+	assert_int_equal(days_until(now, now * 1000000 + 500000), -1);
+	assert_int_equal(days_until(now, now * 1000000), 0);
+	/* Before 1970 the fraction still counts the same way. */
+	assert_int_equal(days_until(-DAY, -DAY * 1000000 - 1), 0);
+	assert_int_equal(days_until(-DAY, -DAY * 1000000 + 1), -1);
 }
 
 int main(void)
@@ -126,6 +143,7 @@ int main(void)
 	    cmocka_unit_test(test_format_rfc3339_before_1000),
 	    cmocka_unit_test(test_days_until),
 	    cmocka_unit_test(test_days_until_wide),
+	    cmocka_unit_test(test_days_until_subsecond),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
