@@ -20,6 +20,10 @@ struct Token {
 	json_t *running;     /* {"action","step"} of the activation running now */
 	char *warned_sha256; /* the certificate last warned about, */
 	int warned_days;     /* and at which threshold */
+	/* Check() calls from users other than root that may still ask the
+	 * CA, and when that was last topped up (CLOCK_MONOTONIC, µs). */
+	unsigned check_budget;
+	int64_t check_budget_at;
 };
 
 int token_new(Context *context, TokenInfo *info, Token **ret);

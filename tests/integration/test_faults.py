@@ -224,9 +224,9 @@ def test_polkit_queries_are_dropped_on_every_path(world, pki, refca, polkit):
     out = hostile(world, "change-pin-then-check", token_path(world, token.serial), "70")
     answers = out["answers"]
     assert answers.get("org.safecad.Error.Busy", 0) > 0, answers
-    assert "org.freedesktop.DBus.Error.LimitsExceeded" not in answers, answers
     mock(world, "SetDelay", "d", "0")
-    # Nobody is shut out afterwards, and nothing is held.
+    # Nobody is shut out afterwards (the same user included: every query
+    # the rounds left is gone), and nothing is held.
     polkit()
     out = hostile(world, "change-pin-burst", token_path(world, token.serial), "1")
     assert out["answers"] == {"org.freedesktop.DBus.Error.AccessDenied": 1}, out
@@ -538,3 +538,122 @@ def test_damaged_removal_journal_is_set_aside(world, pki):
     assert "kept as" in daemon.log()
     assert not os.path.exists(path)
     assert len(private_keys(token)) == 1 and len(certificates(token)) == 1
+
+
+# --- hostile callers: Check without limit, malformed arguments, a flood ---------
+
+def test_check_from_a_user_asks_the_ca_a_bounded_number_of_times(world, pki, refca):
+    token, old = token_with_pair(world, pki)
+    refca.add_action(old, type="renew", **window())
+    world.start_daemon()
+    check(world, token.serial)  # root: always asks
+    before = len(refca.requests("pending"))
+    out = hostile(world, "checks", token_path(world, token.serial), "40")
+    assert out["answers"] == {"ok": 40}, out
+    asked = len(refca.requests("pending")) - before
+    print(f"40 Check() calls from a user asked the CA {asked} times")
+    assert asked <= 11, asked
+    # Root is never held back.
+    check(world, token.serial)
+    assert len(refca.requests("pending")) == before + asked + 1
+
+
+def call_with_fds(conn, path, iface, method, signature, args, fd_count=1):
+    from gi.repository import Gio, GLib
+    fds = Gio.UnixFDList()
+    for _ in range(fd_count):
+        r, w = os.pipe()
+        os.write(w, (PIN + "\n").encode())
+        os.close(w)
+        fds.append(r)
+        os.close(r)
+    try:
+        conn.call_with_unix_fd_list_sync(
+            busmod.BUS_NAME, path, iface, method,
+            GLib.Variant(signature, args) if signature else None, None,
+            Gio.DBusCallFlags.NONE, 30000, fds, None)
+        return "ok"
+    except GLib.Error as e:
+        return Gio.DBusError.get_remote_error(e)
+
+
+def test_malformed_arguments_get_a_named_error_and_change_nothing(world, pki, refca):
+    from gi.repository import GLib
+    token, old = token_with_pair(world, pki)
+    action = refca.add_action(old, type="renew", **window())
+    world.start_daemon()
+    check(world, token.serial)
+    before = certificates(token), private_keys(token)
+    conn = world.bus.connection()
+    path = token_path(world, token.serial)
+    T, M = busmod.TOKEN_IFACE, busmod.MANAGER_IFACE
+    b = GLib.Variant("b", True)
+    invalid = "org.freedesktop.DBus.Error.InvalidArgs"
+    cases = [
+        (path, T, "Activate", "(sha{sv})", ("", 0, {}), invalid),
+        (path, T, "Activate", "(sha{sv})", ("a" * 65, 0, {}), invalid),
+        (path, T, "Activate", "(sha{sv})", ("a b;rm", 0, {}), invalid),
+        (path, T, "Activate", "(sha{sv})", (action["id"], 0, {"bogus": b}), invalid),
+        (path, T, "Activate", "(sha{sv})",
+         (action["id"], 0, {"keep_previous": GLib.Variant("s", "yes")}), invalid),
+        (path, T, "Activate", "(sha{sv})",
+         (action["id"], 0, {"keep_previous": GLib.Variant("as", ["x"] * 100000)}), invalid),
+        (path, T, "Activate", "(s)", (action["id"],), invalid),
+        (path, T, "ChangePin", "(hha{sv})", (0, 1, {"force": b}), invalid),
+        (path, T, "RemovePrevious", "(ha{sv})", (0, {"force": GLib.Variant("i", 1)}), invalid),
+        (path, T, "Export", "(s)", ("x",), invalid),
+        (busmod.MANAGER_PATH, M, "TickAgencies", "(sas)", ("", []), invalid),
+        (busmod.MANAGER_PATH, M, "TickAgencies", "(sas)", ("", ["tax"] * 65), invalid),
+        (busmod.MANAGER_PATH, M, "TickAgencies", "(sas)", ("a" * 100, ["tax"]), invalid),
+        (busmod.MANAGER_PATH, M, "TickAgencies", "(sas)", ("", ["tax"]),
+         "org.safecad.Error.NothingToDo"),
+        (busmod.MANAGER_PATH, M, "Rescan", "(s)", ("now",), invalid),
+        (busmod.MANAGER_PATH, M, "GetHistory", "(i)", (1,), invalid),
+    ]
+    for target, iface, method, signature, args, expected in cases:
+        got = call_with_fds(conn, target, iface, method, signature, args,
+                            fd_count=2 if method == "ChangePin" else 1)
+        assert got == expected, (method, str(args)[:80], got)
+    # A descriptor index that is not in the message.
+    got = call_with_fds(conn, path, T, "Activate", "(sha{sv})", (action["id"], 7, {}))
+    assert got.startswith("org.freedesktop.DBus.Error."), got
+    assert (certificates(token), private_keys(token)) == before
+    assert refca.requests("issue") == []
+    assert not os.path.exists(os.path.join(world.statedir, "activations")) or \
+        not os.listdir(os.path.join(world.statedir, "activations"))
+    assert find_token(world.status(), token.serial)["activation"] is None
+
+
+def test_a_thousand_calls_at_once(world, pki, refca):
+    token, old = token_with_pair(world, pki)
+    refca.add_action(old, type="renew", **window())
+    world.start_daemon()
+    path = token_path(world, token.serial)
+    conn = busmod.connect(world.bus.address)
+    latencies = []
+    done = threading.Event()
+
+    def reader():
+        while not done.is_set():
+            t0 = time.monotonic()
+            busmod.get_property(conn, path, busmod.TOKEN_IFACE, "DaysLeft")
+            latencies.append(time.monotonic() - t0)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        out = hostile(world, "flood", path, "10", "100")
+    finally:
+        done.set()
+        thread.join(60)
+    latencies.sort()
+    print(f"1000 calls at once: {out}; a reader's p50 "
+          f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.0f} ms")
+    answers = out["answers"]
+    assert sum(answers.values()) == 1000, answers
+    # Every call is answered: a result, or Busy for a Check beyond the
+    # ones that share a running check.
+    assert set(answers) <= {"ok", "org.safecad.Error.Busy"}, answers
+    assert answers["ok"] >= 800, answers
+    assert find_token(world.status(), token.serial)["present"] is True

@@ -95,6 +95,45 @@ def change_pin_burst(conn, path, count):
     return {"answers": answers.counts}
 
 
+def checks(conn, path, count):
+    """count Check() calls, one after the other."""
+    answers = {}
+    for _ in range(count):
+        try:
+            conn.call_sync(BUS_NAME, path, TOKEN_IFACE, "Check", None, None,
+                           Gio.DBusCallFlags.NONE, 60000, None)
+            name = "ok"
+        except GLib.Error as e:
+            name = error_name(e)
+        answers[name] = answers.get(name, 0) + 1
+    return {"answers": answers}
+
+
+def flood(address, path, connections, per_connection):
+    """connections × per_connection calls at once, of every kind a reader
+    makes (and Check); their answers by error name, and how long the last
+    one took."""
+    loop = GLib.MainLoop()
+    answers = Answers(loop, connections * per_connection)
+    calls = [
+        (path, "org.freedesktop.DBus.Properties", "GetAll", GLib.Variant("(s)", (TOKEN_IFACE,))),
+        ("/org/safecad", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", None),
+        (MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get",
+         GLib.Variant("(ss)", ("org.safecad.Manager1", "Tokens"))),
+        (path, TOKEN_IFACE, "Check", None),
+        (MANAGER_PATH, "org.safecad.Manager1", "GetHistory", None),
+    ]
+    conns = [connect(address) for _ in range(connections)]
+    t0 = time.monotonic()
+    for i in range(connections * per_connection):
+        target, iface, method, args = calls[i % len(calls)]
+        conns[i % connections].call_with_unix_fd_list(
+            BUS_NAME, target, iface, method, args, None, Gio.DBusCallFlags.NONE, 120000,
+            None, None, answers.done, None)
+    wait(loop)
+    return {"answers": answers.counts, "seconds": time.monotonic() - t0}
+
+
 def tick_huge(conn, count):
     t0 = time.monotonic()
     try:
@@ -114,6 +153,10 @@ def main():
         out = change_pin_then_check(conn, args[0], int(args[1]))
     elif command == "change-pin-burst":
         out = change_pin_burst(conn, args[0], int(args[1]))
+    elif command == "checks":
+        out = checks(conn, args[0], int(args[1]))
+    elif command == "flood":
+        out = flood(address, args[0], int(args[1]), int(args[2]))
     elif command == "tick-huge":
         out = tick_huge(conn, int(args[0]))
     else:
