@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <locale.h>
 #include <sys/stat.h>
 
 #include "macro.h"
@@ -94,9 +95,13 @@ int read_small_file(const char *path, size_t max, char **ret)
 
 const char *file_error(int r)
 {
+	/* For logs, which stay English whatever LC_MESSAGES says: glibc
+	 * hands out its static "C" locale object here. */
+	locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+
 	if (r == -ENOTREGULAR)
 		return "not a regular file";
-	return strerror(-r);
+	return c_locale ? strerror_l(-r, c_locale) : strerror(-r);
 }
 
 char *path_join(const char *a, const char *b)

@@ -21,7 +21,8 @@ int read_small_file(const char *path, size_t max, char **ret);
 /* The same, with more open(2) flags (O_NOFOLLOW). */
 int read_small_file_flags(const char *path, size_t max, int flags, char **ret);
 
-/* strerror() for read_small_file()'s answers, "not a regular file" included. */
+/* strerror() for read_small_file()'s answers, "not a regular file"
+ * included, in English whatever the locale (for logs). */
 const char *file_error(int r);
 
 /* "a/b", or b alone when it is absolute. NULL when out of memory. */
