@@ -194,7 +194,45 @@ typedef struct CallState {
 	sd_bus_message *reply;
 	sd_bus_error error;
 	bool done;
+	bool declined; /* the person said not to write the certificate */
 } CallState;
+
+static void print_name(const char *label, json_t *name)
+{
+	size_t i;
+	json_t *pair;
+
+	printf("  %s", label);
+	json_array_foreach(name, i, pair)
+	    printf("%s%s=%s", i ? ", " : "", json_string_value(json_array_get(pair, 0)),
+		   json_string_value(json_array_get(pair, 1)));
+	printf("\n");
+}
+
+/* The guide's "check the issued certificate's details → Confirm": the
+ * daemon stopped before writing and waits for this answer. */
+static int on_write_requested(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	CallState *state = userdata;
+	_cleanup_json_ json_t *certificate = NULL;
+	const char *action, *text;
+	bool write;
+
+	if (sd_bus_message_read(m, "ss", &action, &text) < 0 ||
+	    !(certificate = json_loads(text, 0, NULL)))
+		return 0;
+	printf(_("\nThe CA issued this certificate, and it passed every check:\n"));
+	print_name(_("Subject:  "), json_object_get(certificate, "subject"));
+	printf(_("  Serial:   %s\n  Valid:    %s to %s\n"), json_str(certificate, "serial"),
+	       json_str(certificate, "not_before"), json_str(certificate, "not_after"));
+	print_name(_("Issuer:   "), json_object_get(certificate, "issuer"));
+	write = ask_yes_no(_("Write this certificate to the token?"), false);
+	state->declined = !write;
+	(void)sd_bus_call_method_async(sd_bus_message_get_bus(m), NULL, SAFECAD_BUS_NAME,
+				       sd_bus_message_get_path(m), SAFECAD_TOKEN_INTERFACE,
+				       "ConfirmWrite", NULL, NULL, "sb", action, write);
+	return 0;
+}
 
 static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
@@ -249,6 +287,12 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 
 	r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, json_str(token, "path"),
 				SAFECAD_TOKEN_INTERFACE, "ActivationProgress", on_progress, NULL);
+	/* Without --yes the person sees the issued certificate and says
+	 * whether it is written. */
+	if (r >= 0 && !arg_yes)
+		r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, json_str(token, "path"),
+					SAFECAD_TOKEN_INTERFACE, "WriteRequested",
+					on_write_requested, &state);
 	if (r >= 0)
 		r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME,
 						   json_str(token, "path"), SAFECAD_TOKEN_INTERFACE,
@@ -257,8 +301,9 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 		r = sd_bus_message_append(call, "sh", action_id, fds[0]);
 	close(fds[0]);
 	if (r >= 0)
-		r = sd_bus_message_append(call, "a{sv}", 2, "keep_previous", "b", arg_keep_previous,
-					  "allow_final_try", "b", arg_allow_final_try);
+		r = sd_bus_message_append(call, "a{sv}", 3, "keep_previous", "b", arg_keep_previous,
+					  "allow_final_try", "b", arg_allow_final_try,
+					  "confirm_before_write", "b", !arg_yes);
 	if (r >= 0)
 		r = sd_bus_call_async(bus, NULL, call, on_reply, &state, ACTIVATE_TIMEOUT_USEC);
 	if (r >= 0)
@@ -272,6 +317,13 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 	if (r < 0) {
 		fprintf(stderr, _("Failed to activate: %s\n"), strerror(-r));
 		return EXIT_FAILED;
+	}
+	if (sd_bus_error_is_set(&state.error) && state.declined &&
+	    sd_bus_error_has_name(&state.error, SAFECAD_ERROR_NOT_WRITTEN)) {
+		printf(_("Nothing was written to the token. The checked certificate is kept: run "
+			 "the same activate command again to write it.\n"));
+		sd_bus_error_free(&state.error);
+		return EXIT_NOTHING;
 	}
 	if (sd_bus_error_is_set(&state.error)) {
 		code = exit_code_for_error(&state.error);

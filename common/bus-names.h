@@ -19,3 +19,4 @@
 #define SAFECAD_ERROR_FINAL_TRY "org.safecad.Error.FinalTry"
 #define SAFECAD_ERROR_BUSY "org.safecad.Error.Busy"
 #define SAFECAD_ERROR_TOKEN_GONE "org.safecad.Error.TokenGone"
+#define SAFECAD_ERROR_NOT_WRITTEN "org.safecad.Error.NotWritten"

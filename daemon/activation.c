@@ -792,6 +792,85 @@ static void remove_withdrawn(Activation *a)
 	}
 }
 
+static json_t *name_to_json(const X509_NAME *x509_name)
+{
+	json_t *pairs;
+	Name name = {};
+
+	if (name_from_x509(x509_name, &name) < 0)
+		return NULL;
+	pairs = json_array();
+	for (size_t i = 0; pairs && i < name.n_pairs; i++)
+		if (json_array_append_new(pairs, json_pack("[ss]", name.pairs[i].attribute,
+							   name.pairs[i].value)) < 0) {
+			json_decref(pairs);
+			pairs = NULL;
+		}
+	name_clear(&name);
+	return pairs;
+}
+
+/* The issued certificate as the caller is shown it before it is
+ * written: what the CA returned and the checks passed. */
+static json_t *certificate_details(Activation *a, X509 *certificate)
+{
+	_cleanup_free_ char *serial = NULL, *sha256 = NULL, *pem = NULL;
+	char not_before[32] = "", not_after[32] = "";
+	int64_t nb = 0, na = 0;
+
+	if (serial_to_hex(X509_get0_serialNumber(certificate), &serial) < 0 ||
+	    x509_sha256_hex(certificate, &sha256) < 0 || pem_of(certificate, &pem) < 0 ||
+	    asn1_time_to_unix(X509_get0_notBefore(certificate), &nb) < 0 ||
+	    asn1_time_to_unix(X509_get0_notAfter(certificate), &na) < 0)
+		return NULL;
+	return json_pack("{s:s,s:s,s:s,s:o?,s:o?,s:s,s:s,s:s,s:s}", "action", a->action_id,
+			 "old_serial", a->old->serial, "serial", serial, "subject",
+			 name_to_json(X509_get_subject_name(certificate)), "issuer",
+			 name_to_json(X509_get_issuer_name(certificate)), "not_before",
+			 strempty(format_rfc3339(not_before, sizeof(not_before), nb)), "not_after",
+			 strempty(format_rfc3339(not_after, sizeof(not_after), na)), "sha256",
+			 sha256, "pem", pem);
+}
+
+/* When the caller asked for it, the checked certificate is shown to it
+ * and nothing is written without its yes (the guide's "Confirm"). Any
+ * other answer leaves the activation at verified, resumable. */
+static int ask_before_writing(Activation *a, X509 *certificate)
+{
+	Job *job = a->job;
+	const char *reason;
+	json_t *details;
+
+	if (!job->confirm_write || journal_step(a->journal) >= STEP_WRITTEN)
+		return 0;
+	details = certificate_details(a, certificate);
+	if (!details)
+		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
+	switch (job_wait_answer(job, details)) {
+	case JOB_ANSWER_WRITE:
+		return 0;
+	case JOB_ANSWER_CANCEL:
+		reason = N_("the writing was declined");
+		break;
+	case JOB_ANSWER_CALLER_GONE:
+		reason = N_("the program that asked went away");
+		break;
+	case JOB_ANSWER_TIMEOUT:
+		reason = N_("no answer came in time");
+		break;
+	default:
+		reason = N_("safecad is stopping");
+		break;
+	}
+	log_info("Activation %s on token %s stops before writing: %s.", a->action_id,
+		 job->token_serial, reason);
+	return job_fail(job, SAFECAD_ERROR_NOT_WRITTEN,
+			/* TRANSLATORS: the token's serial, then why. */
+			_("Nothing was written to token %s (%s). The checked certificate is "
+			  "kept: activate again with the PIN to write it."),
+			job->token_serial, _(reason));
+}
+
 static const Profile *profile_by_file_name(Job *job, const char *file_name)
 {
 	for (size_t i = 0; file_name && i < job->n_certificates; i++)
@@ -842,7 +921,8 @@ static void activation_run(Activation *a)
 		return;
 	remove_withdrawn(a);
 	if (advance(a, STEP_LOGGED_IN) < 0 || prepare_key(a) < 0 ||
-	    obtain_certificate(a, &certificate) < 0 || write_certificate(a, certificate) < 0)
+	    obtain_certificate(a, &certificate) < 0 || ask_before_writing(a, certificate) < 0 ||
+	    write_certificate(a, certificate) < 0)
 		return;
 	if (confirm(a, certificate, &confirmed, &confirm_error) < 0)
 		return;

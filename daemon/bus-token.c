@@ -100,6 +100,8 @@ Token *token_free(Token *token)
 	if (!token)
 		return NULL;
 	job_free(token->next_job);
+	json_decref(token->issued);
+	sd_bus_track_unref(token->caller);
 	json_decref(token->pending);
 	json_decref(token->running);
 	free(token->warned_sha256);
@@ -433,6 +435,19 @@ static int property_activation(sd_bus *bus, const char *path, const char *interf
 	return sd_bus_message_append(reply, "(ssb)", "", "", false);
 }
 
+static int property_issued(sd_bus *bus, const char *path, const char *interface,
+			   const char *property, sd_bus_message *reply, void *userdata,
+			   sd_bus_error *error)
+{
+	Token *token = userdata;
+	_cleanup_free_ char *text =
+	    token->issued ? json_dumps(token->issued, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	if (token->issued && !text)
+		return -ENOMEM;
+	return sd_bus_message_append(reply, "s", strempty(text));
+}
+
 static int property_busy(sd_bus *bus, const char *path, const char *interface, const char *property,
 			 sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
@@ -498,6 +513,8 @@ static const sd_bus_vtable token_vtable[] = {
     SD_BUS_PROPERTY("Activation", "(ssb)", property_activation, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Busy", "b", property_busy, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("IssuedCertificate", "s", property_issued, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD_WITH_NAMES("Check", "", , "s", SD_BUS_PARAM(pending), method_check,
 			     SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Activate", "sha{sv}",
@@ -511,7 +528,11 @@ static const sd_bus_vtable token_vtable[] = {
 			     SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Export", "", , "ay", SD_BUS_PARAM(certificate), method_export,
 			     SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ConfirmWrite", "sb", SD_BUS_PARAM(action) SD_BUS_PARAM(write), "", ,
+			     method_confirm_write, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("ActivationProgress", "ss", SD_BUS_PARAM(action) SD_BUS_PARAM(step),
+			     0),
+    SD_BUS_SIGNAL_WITH_NAMES("WriteRequested", "ss", SD_BUS_PARAM(action) SD_BUS_PARAM(certificate),
 			     0),
     SD_BUS_SIGNAL_WITH_NAMES("ExpiryWarning", "si",
 			     SD_BUS_PARAM(certificate) SD_BUS_PARAM(days_left), 0),

@@ -104,6 +104,8 @@ static int handler(void *userdata, const char *section, const char *key, const c
 		r = parse_unsigned(value, 1, 600, &c->connect_timeout_sec);
 	else if (streq(section, "network") && streq(key, "timeout"))
 		r = parse_unsigned(value, 1, 3600, &c->timeout_sec);
+	else if (streq(section, "activation") && streq(key, "confirm_timeout"))
+		r = parse_unsigned(value, 5, 3600, &c->confirm_timeout_sec);
 	else {
 		log_warning("%s: unknown setting [%s] %s, ignoring.", p->path, section, key);
 		return 1;
@@ -124,6 +126,7 @@ static int config_set_defaults(Config *c)
 	*c = (Config){
 	    .connect_timeout_sec = 10,
 	    .timeout_sec = 60,
+	    .confirm_timeout_sec = 300,
 	    .n_warn_days = ELEMENTSOF(default_warn_days),
 	};
 	memcpy(c->warn_days, default_warn_days, sizeof(default_warn_days));

@@ -11,6 +11,9 @@ typedef struct Config {
 	size_t n_warn_days;
 	unsigned connect_timeout_sec;
 	unsigned timeout_sec;
+	/* How long an activation that asked to confirm before writing waits
+	 * for the caller's answer. */
+	unsigned confirm_timeout_sec;
 } Config;
 
 /* Reads safecad.conf from path. A missing file gives the defaults. On a

@@ -30,6 +30,7 @@ struct JobQueue {
 	sd_event_source *source;
 	job_event_t handler;
 	void *userdata;
+	bool stopping; /* answers every job waiting for its caller */
 };
 
 Job *job_new(JobKind kind)
@@ -170,9 +171,9 @@ void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))
 static void post(JobQueue *q, Job *job, JobEventKind kind, json_t *state)
 {
 	pthread_mutex_lock(&q->lock);
-	/* Progress may be dropped when the loop is far behind; the end
-	 * never is: DONE waits for room. */
-	while (kind == JOB_EVENT_DONE && q->n_events >= MAX_EVENTS)
+	/* Progress may be dropped when the loop is far behind; the end and
+	 * a question never are: they wait for room. */
+	while (kind != JOB_EVENT_PROGRESS && q->n_events >= MAX_EVENTS)
 		pthread_cond_wait(&q->changed, &q->lock);
 	if (q->n_events < MAX_EVENTS)
 		q->events[q->n_events++] = (JobEvent){job, kind, state};
@@ -189,6 +190,42 @@ void job_progress(Job *job, const char *action_id, const char *step)
 
 	if (state)
 		post(job->queue, job, JOB_EVENT_PROGRESS, state);
+}
+
+JobAnswer job_wait_answer(Job *job, json_t *certificate)
+{
+	JobQueue *q = job->queue;
+	int64_t deadline = monotonic_usec() + job->confirm_timeout_usec;
+	struct timespec until = {
+	    .tv_sec = (time_t)(deadline / 1000000),
+	    .tv_nsec = (long)(deadline % 1000000) * 1000,
+	};
+	JobAnswer answer;
+
+	post(q, job, JOB_EVENT_CONFIRM, certificate);
+	pthread_mutex_lock(&q->lock);
+	while (job->answer == JOB_ANSWER_NONE && !q->stopping)
+		if (pthread_cond_timedwait(&q->changed, &q->lock, &until) == ETIMEDOUT &&
+		    job->answer == JOB_ANSWER_NONE) {
+			job->answer = JOB_ANSWER_TIMEOUT;
+			break;
+		}
+	if (job->answer == JOB_ANSWER_NONE)
+		job->answer = JOB_ANSWER_SHUTDOWN;
+	answer = job->answer;
+	pthread_mutex_unlock(&q->lock);
+	return answer;
+}
+
+void job_answer(Job *job, JobAnswer answer)
+{
+	JobQueue *q = job->queue;
+
+	pthread_mutex_lock(&q->lock);
+	if (job->answer == JOB_ANSWER_NONE)
+		job->answer = answer;
+	pthread_cond_broadcast(&q->changed);
+	pthread_mutex_unlock(&q->lock);
 }
 
 int job_fail(Job *job, const char *error_name, const char *format, ...)
@@ -261,8 +298,14 @@ int job_queue_new(sd_event *event, job_event_t handler, void *userdata, JobQueue
 
 	if (!q)
 		return -ENOMEM;
+	pthread_condattr_t attributes;
+
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->changed, NULL);
+	/* job_wait_answer()'s deadline is on the monotonic clock. */
+	pthread_condattr_init(&attributes);
+	pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->changed, &attributes);
+	pthread_condattr_destroy(&attributes);
 	q->handler = handler;
 	q->userdata = userdata;
 	q->event_fd = -1;
@@ -288,7 +331,11 @@ JobQueue *job_queue_free(JobQueue *q)
 		return NULL;
 	/* A job in the middle of writing to a token is let finish: the
 	 * journal guards against being cut off, but there is no need to
-	 * cause it. */
+	 * cause it. One waiting for its caller's answer gets "no". */
+	pthread_mutex_lock(&q->lock);
+	q->stopping = true;
+	pthread_cond_broadcast(&q->changed);
+	pthread_mutex_unlock(&q->lock);
 	for (;;) {
 		dispatch(q);
 		pthread_mutex_lock(&q->lock);

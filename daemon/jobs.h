@@ -39,6 +39,16 @@ typedef struct JobCertificate {
 typedef struct Job Job;
 typedef struct JobQueue JobQueue;
 
+/* What the caller said about writing the certificate. */
+typedef enum JobAnswer {
+	JOB_ANSWER_NONE,
+	JOB_ANSWER_WRITE,
+	JOB_ANSWER_CANCEL,
+	JOB_ANSWER_CALLER_GONE,
+	JOB_ANSWER_TIMEOUT,
+	JOB_ANSWER_SHUTDOWN,
+} JobAnswer;
+
 struct Job {
 	JobKind kind;
 
@@ -61,6 +71,9 @@ struct Job {
 	bool remove_key;     /* and whether no other certificate uses that key */
 	bool keep_previous;
 	bool allow_final_try;
+	/* JOB_ACTIVATE: stop at verified until the caller says to write. */
+	bool confirm_write;
+	int64_t confirm_timeout_usec;
 	int64_t pin_deadline; /* set at the first PIN read: one limit for all */
 
 	/* Outputs, set by the thread before it finishes. */
@@ -78,14 +91,19 @@ struct Job {
 	size_t n_waiters;
 	JobQueue *queue;
 	pthread_t thread;
+	/* The caller's answer to JOB_EVENT_CONFIRM (under the queue's lock). */
+	JobAnswer answer;
 };
 
 typedef enum JobEventKind {
 	JOB_EVENT_PROGRESS,
+	JOB_EVENT_CONFIRM,
 	JOB_EVENT_DONE,
 } JobEventKind;
 
-/* On the main loop. For PROGRESS, state is {"action","step"} (borrowed). */
+/* On the main loop. For PROGRESS, state is {"action","step"}; for CONFIRM,
+ * the issued certificate waiting for the caller's answer (job_answer());
+ * borrowed. */
 typedef void (*job_event_t)(Job *job, JobEventKind kind, json_t *state, void *userdata);
 
 int job_queue_new(sd_event *event, job_event_t handler, void *userdata, JobQueue **ret);
@@ -102,6 +120,14 @@ int job_start(JobQueue *queue, Job *job);
 
 /* From the job's thread. */
 void job_progress(Job *job, const char *action_id, const char *step);
+/* Hands certificate (taken) up as JOB_EVENT_CONFIRM and waits for the
+ * caller's answer, at most job->confirm_timeout_usec; a daemon stopping
+ * answers JOB_ANSWER_SHUTDOWN. */
+JobAnswer job_wait_answer(Job *job, json_t *certificate);
+
+/* From the main loop: answers a job waiting in job_wait_answer() (the
+ * first answer counts). */
+void job_answer(Job *job, JobAnswer answer);
 int job_fail(Job *job, const char *error_name, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -220,10 +220,88 @@ static void on_token_job_done(Token *token, Job *job, const char *what)
 	(void)sd_bus_reply_method_return(job->request, "s", strempty(result));
 }
 
+static int on_caller_gone(sd_bus_track *track, void *userdata)
+{
+	Token *token = userdata;
+
+	if (token->job && token->issued)
+		job_answer(token->job, JOB_ANSWER_CALLER_GONE);
+	return 0;
+}
+
+static void forget_issued(Token *token)
+{
+	token->caller = sd_bus_track_unref(token->caller);
+	if (!token->issued)
+		return;
+	json_decref(token->issued);
+	token->issued = NULL;
+	emit(token, "IssuedCertificate");
+}
+
+/* The activation stopped at verified and asks its caller (only it may
+ * answer, ConfirmWrite()) whether to write; if that caller leaves the bus,
+ * the answer is no. */
+static void on_confirm_requested(Token *token, Job *job, json_t *certificate)
+{
+	_cleanup_free_ char *text = json_dumps(certificate, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int r;
+
+	if (!token || token->job != job || !job->request || !text) {
+		job_answer(job, JOB_ANSWER_CANCEL);
+		return;
+	}
+	forget_issued(token);
+	r = sd_bus_track_new(token->context->bus, &token->caller, on_caller_gone, token);
+	if (r >= 0)
+		r = sd_bus_track_add_sender(token->caller, job->request);
+	if (r < 0) {
+		log_warning_errno(r, "Cannot follow the caller of activation %s: %m",
+				  strempty(job->action_id));
+		job_answer(job, JOB_ANSWER_CANCEL);
+		return;
+	}
+	token->issued = json_incref(certificate);
+	emit(token, "IssuedCertificate");
+	(void)sd_bus_emit_signal(token->context->bus, token->path, SAFECAD_TOKEN_INTERFACE,
+				 "WriteRequested", "ss", strempty(job->action_id), text);
+}
+
+int method_confirm_write(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	Token *token = userdata;
+	const char *action;
+	int write, r;
+
+	r = sd_bus_message_read(message, "sb", &action, &write);
+	if (r < 0)
+		return r;
+	if (!token->job || !token->issued || !streq_ptr(token->job->action_id, action))
+		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
+					 _("No certificate of action \"%.64s\" is waiting to be "
+					   "written on token %s."),
+					 action, token->info.serial);
+	/* The caller that started the activation (and was authorized for
+	 * it) answers; nobody else. */
+	if (!streq_ptr(sd_bus_message_get_sender(message),
+		       sd_bus_message_get_sender(token->job->request)))
+		return sd_bus_error_set(
+		    error, SD_BUS_ERROR_ACCESS_DENIED,
+		    _("Only the program that started this activation may answer."));
+	job_answer(token->job, write ? JOB_ANSWER_WRITE : JOB_ANSWER_CANCEL);
+	forget_issued(token);
+	return sd_bus_reply_method_return(message, NULL);
+}
+
 void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 {
 	Context *context = userdata;
 	Token *token = token_by_serial(context, job->token_serial);
+
+	if (kind == JOB_EVENT_CONFIRM) {
+		on_confirm_requested(token, job, state);
+		return;
+	}
 
 	if (kind == JOB_EVENT_PROGRESS) {
 		if (!token)
@@ -237,8 +315,10 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 					 json_string_value(json_object_get(state, "step")));
 		return;
 	}
-	if (token && token->job == job)
+	if (token && token->job == job) {
 		token->job = NULL;
+		forget_issued(token);
+	}
 	if (job->kind == JOB_CHECK)
 		on_check_done(context, token, job);
 	else if (job->kind == JOB_CHANGE_PIN)
@@ -430,7 +510,7 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 {
 	Token *token = userdata;
 	const char *action_id;
-	int pin_fd, keep_previous = true, allow_final_try = false, r;
+	int pin_fd, keep_previous = true, allow_final_try = false, confirm_write = false, r;
 	Job *job = NULL;
 
 	/* A call that polkit held comes through here again, read anew. */
@@ -442,8 +522,9 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 		return r;
 	r = read_bool_options(message,
 			      (const BoolOption[]){{"keep_previous", &keep_previous},
-						   {"allow_final_try", &allow_final_try}},
-			      2, error);
+						   {"allow_final_try", &allow_final_try},
+						   {"confirm_before_write", &confirm_write}},
+			      3, error);
 	if (r < 0)
 		return r;
 	if (!action_id_valid(action_id))
@@ -469,6 +550,8 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 	job->pin_fd = fcntl(pin_fd, F_DUPFD_CLOEXEC, 3);
 	job->keep_previous = keep_previous;
 	job->allow_final_try = allow_final_try;
+	job->confirm_write = confirm_write;
+	job->confirm_timeout_usec = (int64_t)token->context->config.confirm_timeout_sec * 1000000;
 	if (!job->action_id || job->pin_fd < 0) {
 		job_free(job);
 		return -ENOMEM;

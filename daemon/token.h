@@ -24,6 +24,10 @@ struct Token {
 	 * CA, and when that was last topped up (CLOCK_MONOTONIC, µs). */
 	unsigned check_budget;
 	int64_t check_budget_at;
+	/* The issued certificate the running activation shows its caller
+	 * before writing (JSON), and the caller it waits for. */
+	json_t *issued;
+	sd_bus_track *caller;
 };
 
 int token_new(Context *context, TokenInfo *info, Token **ret);
@@ -55,6 +59,7 @@ int method_check(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error *error);
+int method_confirm_write(sd_bus_message *message, void *userdata, sd_bus_error *error);
 
 /* The fallback vtable serving every token object under the prefix. */
 int bus_token_register(Context *context);

@@ -151,11 +151,12 @@ def main():
         watch.wait(5)
         show([safectl, "status"], env)
 
-        say("Step 2: the renewal, as the CA's guide walks it (answers: y, y; PIN by fd)")
+        say("Step 2: the renewal, as the CA's guide walks it (answers: accept y, keep the "
+            "previous registration y, PIN by fd, then write the issued certificate y)")
         read_fd, write_fd = os.pipe()
         os.write(write_fd, (PIN + "\n").encode())
         os.close(write_fd)
-        show([safectl, "renew", "--pin-fd", str(read_fd)], env, stdin="y\ny\n",
+        show([safectl, "renew", "--pin-fd", str(read_fd)], env, stdin="y\ny\ny\n",
              pass_fds=(read_fd,))
         os.close(read_fd)
 

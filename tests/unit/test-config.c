@@ -50,6 +50,7 @@ static void assert_defaults(const Config *c)
 	assert_warn_days(c, days, 5);
 	assert_int_equal(c->connect_timeout_sec, 10);
 	assert_int_equal(c->timeout_sec, 60);
+	assert_int_equal(c->confirm_timeout_sec, 300);
 }
 
 /* Loads text as safecad.conf; returns config_load's result. */
@@ -153,7 +154,9 @@ static void test_values(void **state)
 				   "[expiry]\n"
 				   "warn_days = 60, 45 ,0\n"
 				   "[pkcs11]\n"
-				   "modules = /a/one.so, two.so ,,/c/three.so,\n";
+				   "modules = /a/one.so, two.so ,,/c/three.so,\n"
+				   "[activation]\n"
+				   "confirm_timeout = 5\n";
 	static const char *const modules[] = {"/a/one.so", "two.so", "/c/three.so"};
 	static const unsigned days[] = {60, 45, 0};
 	Config c = {};
@@ -163,6 +166,7 @@ static void test_values(void **state)
 	assert_warn_days(&c, days, 3);
 	assert_int_equal(c.connect_timeout_sec, 600);
 	assert_int_equal(c.timeout_sec, 3600);
+	assert_int_equal(c.confirm_timeout_sec, 5);
 	config_clear(&c);
 }
 
@@ -237,6 +241,8 @@ static void test_bad_values(void **state)
 	    {"[expiry]\nwarn_days = 30,abc\n", 2},
 	    {"[expiry]\nwarn_days = 30;14\n", 2},
 	    {"[expiry]\nwarn_days = -1\n", 2},
+	    {"[activation]\nconfirm_timeout = 4\n", 2},
+	    {"[activation]\nconfirm_timeout = 3601\n", 2},
 	    {"[pkcs11]\nmodules =\n", 2},
 	    {"[pkcs11]\nmodules = , ,\n", 2},
 	    /* an inline '#' is part of the value (PRODUCT.md) */
