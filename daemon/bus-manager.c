@@ -10,6 +10,7 @@
 #include "log-event.h"
 #include "log.h"
 #include "macro.h"
+#include "metrics.h"
 #include "history.h"
 #include "journal.h"
 #include "token.h"
@@ -26,6 +27,7 @@ static Token *manager_find(Context *context, const char *serial)
 
 static void emit_tokens_changed(Context *context)
 {
+	metrics_changed(context);
 	int r = sd_bus_emit_properties_changed(context->bus, SAFECAD_MANAGER_PATH,
 					       SAFECAD_MANAGER_INTERFACE, "Tokens", NULL);
 	if (r < 0)
@@ -315,6 +317,7 @@ static int method_tick_agencies(sd_bus_message *message, void *userdata, sd_bus_
 	if (r < 0)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
 					 _("The history cannot be written: %s"), strerror(-r));
+	metrics_changed(context);
 	return sd_bus_reply_method_return(message, NULL);
 }
 

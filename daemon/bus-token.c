@@ -8,6 +8,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "macro.h"
+#include "metrics.h"
 #include "time-util.h"
 #include "journal.h"
 #include "log-event.h"
@@ -68,6 +69,7 @@ void token_set_present(Token *token, bool present)
 	if (token->present == present)
 		return;
 	token->present = present;
+	metrics_changed(token->context);
 	(void)sd_bus_emit_properties_changed(token->context->bus, token->path,
 					     SAFECAD_TOKEN_INTERFACE, "Present", NULL);
 }
@@ -157,6 +159,8 @@ void token_update(Token *token, TokenInfo *info)
 		changed[n++] = "Support";
 	}
 	changed[n] = NULL;
+	if (n > 0)
+		metrics_changed(token->context);
 	if (n > 0) {
 		int r = sd_bus_emit_properties_changed_strv(
 		    token->context->bus, token->path, SAFECAD_TOKEN_INTERFACE, (char **)changed);

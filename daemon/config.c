@@ -106,7 +106,18 @@ static int handler(void *userdata, const char *section, const char *key, const c
 		r = parse_unsigned(value, 1, 3600, &c->timeout_sec);
 	else if (streq(section, "activation") && streq(key, "confirm_timeout"))
 		r = parse_unsigned(value, 5, 3600, &c->confirm_timeout_sec);
-	else {
+	else if (streq(section, "metrics") && streq(key, "textfile")) {
+		/* Empty turns it off; else an absolute path ending in .prom,
+		 * the only files the collector reads. */
+		size_t len = strlen(value);
+		free(c->metrics_textfile);
+		c->metrics_textfile = NULL;
+		if (len > 0 && (value[0] != '/' || len < 6 || len >= PATH_MAX ||
+				!streq(value + len - 5, ".prom")))
+			r = -EINVAL;
+		else if (len > 0 && !(c->metrics_textfile = strdup(value)))
+			r = -ENOMEM;
+	} else {
 		log_warning("%s: unknown setting [%s] %s, ignoring.", p->path, section, key);
 		return 1;
 	}
@@ -185,6 +196,8 @@ void config_clear(Config *config)
 		return;
 	strv_free(config->modules);
 	config->modules = NULL;
+	free(config->metrics_textfile);
+	config->metrics_textfile = NULL;
 }
 
 /* systemd may hand several colon-separated folders; ours is the first.

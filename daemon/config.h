@@ -14,6 +14,8 @@ typedef struct Config {
 	/* How long an activation that asked to confirm before writing waits
 	 * for the caller's answer. */
 	unsigned confirm_timeout_sec;
+	/* The Prometheus textfile to keep up to date; NULL: none. */
+	char *metrics_textfile;
 } Config;
 
 /* Reads safecad.conf from path. A missing file gives the defaults. On a

@@ -241,3 +241,9 @@ int history_read(json_t **ret)
 	pthread_mutex_unlock(&history_lock);
 	return r;
 }
+
+json_t *history_latest(json_t *history, const char *token_serial)
+{
+	/* Newest first. */
+	return find(json_object_get(history, "activations"), token_serial, NULL);
+}

@@ -24,5 +24,8 @@ int history_set_member(const char *token, const char *action, const char *key, j
  * is changed then). */
 int history_tick_agencies(const char *action, const char *const *ids, size_t n_ids);
 
+/* The latest activation of the token in history (borrowed), or NULL. */
+json_t *history_latest(json_t *history, const char *token_serial);
+
 /* The whole history, {"activations": [...]}. */
 int history_read(json_t **ret);

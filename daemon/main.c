@@ -15,6 +15,7 @@
 #include "context.h"
 #include "log.h"
 #include "macro.h"
+#include "metrics.h"
 #include "modules.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@ static void context_clear(Context *context)
 {
 	/* The threads first: they post to sources of the loop. */
 	context->jobs = job_queue_free(context->jobs);
+	metrics_clear(context);
 	context->pcsc = pcsc_watch_free(context->pcsc);
 	context->scanner = scanner_free(context->scanner);
 	manager_clear(context);
@@ -87,6 +89,8 @@ static int on_daily(sd_event_source *source, uint64_t usec, void *userdata)
 		token_check_expiry(context->tokens[i]);
 		token_start_check(context->tokens[i]);
 	}
+	/* Days left changed. */
+	metrics_changed(context);
 	return sd_event_source_set_time_relative(source, DAILY_USEC);
 }
 
@@ -239,6 +243,7 @@ static int run(void)
 		 context.n_tokens, context.profiles.n_items);
 	(void)sd_notifyf(false, "READY=1\nSTATUS=%zu token(s), hotplug %s", context.n_tokens,
 			 context.hotplug ? "on" : "off");
+	metrics_changed(&context);
 
 	r = sd_event_loop(context.event);
 	(void)sd_notify(false, "STOPPING=1");

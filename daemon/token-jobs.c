@@ -16,6 +16,7 @@
 #include "log-event.h"
 #include "log.h"
 #include "macro.h"
+#include "metrics.h"
 #include "time-util.h"
 #include "token.h"
 
@@ -65,6 +66,7 @@ static int job_for_token(Token *token, JobKind kind, Job **ret)
 
 static void emit(Token *token, const char *property)
 {
+	metrics_changed(token->context);
 	(void)sd_bus_emit_properties_changed(token->context->bus, token->path,
 					     SAFECAD_TOKEN_INTERFACE, property, NULL);
 }
@@ -127,6 +129,8 @@ static void on_activate_done(Token *token, Job *job)
 	if (token) {
 		json_decref(token->running);
 		token->running = NULL;
+		token->last_activation_at = time(NULL);
+		token->last_activation_ok = !job->error_name;
 		reload_journals(token->context);
 		emit(token, "Activation");
 		/* The job read its token again: the caller's next look
@@ -604,20 +608,6 @@ int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *err
 	return start(token, job, message);
 }
 
-/* The latest activation recorded for this token (borrowed from history). */
-static json_t *latest_activation(json_t *history, const char *serial)
-{
-	size_t i;
-	json_t *entry;
-
-	json_array_foreach(json_object_get(history, "activations"), i, entry)
-	{
-		if (streq_ptr(json_string_value(json_object_get(entry, "token")), serial))
-			return entry;
-	}
-	return NULL;
-}
-
 /* Authorizes and starts a removal of old (NULL: only the key an
  * interrupted removal left for a login). */
 static int start_removal(Token *token, sd_bus_message *message, json_t *entry,
@@ -671,7 +661,7 @@ int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error
 	if (r < 0)
 		return r;
 
-	if (history_read(&history) < 0 || !(entry = latest_activation(history, token->info.serial)))
+	if (history_read(&history) < 0 || !(entry = history_latest(history, token->info.serial)))
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
 					 _("No activation has replaced a certificate on token %s."),
 					 token->info.serial);

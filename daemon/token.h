@@ -28,6 +28,9 @@ struct Token {
 	 * before writing (JSON), and the caller it waits for. */
 	json_t *issued;
 	sd_bus_track *caller;
+	/* How the last activation since the start ended (for the metrics). */
+	int64_t last_activation_at; /* seconds since the epoch, 0: none */
+	bool last_activation_ok;
 };
 
 int token_new(Context *context, TokenInfo *info, Token **ret);

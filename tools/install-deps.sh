@@ -24,6 +24,8 @@ packages=(
   # display, screenshots, and a locale to show Vietnamese
   gettext dunst xvfb imagemagick xdotool libnotify-bin fonts-dejavu-core
   locales x11-utils
+  # promtool, which checks the metrics textfile as Prometheus reads it
+  prometheus
 )
 
 missing=()
