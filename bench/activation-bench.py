@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Activation benchmark: a full safecad activation against the same protocol
 steps done by hand with pkcs11-tool, openssl (pkcs11 engine) and curl, in one
 run, against the same reference CA, on the same kind of token.

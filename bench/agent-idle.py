@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """safecad-notify at rest: its resident memory and how often it wakes while
 nothing happens, in a real session (Xvfb, a session bus, dunst, safecad on
 a private system bus with one SoftHSM token).

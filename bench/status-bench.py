@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Status benchmark: safecad against certmonger, in one run, on one private bus.
 
 For each daemon it prints

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Fails when a C file is not formatted with the project's .clang-format.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Fails, naming what is wrong, when the translations are behind the sources:
 #  - a source file with messages for translation (client/, common/,
 #    daemon/; xgettext decides) is missing from po/POTFILES, or POTFILES

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The safecad demo: a whole TH1 renewal on real parts, in a private world.
 
 A private system bus, a private pcscd with the vpcd virtual reader, a

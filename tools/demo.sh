@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The demo: installs what it needs, builds safecad, and runs a whole TH1
 # renewal on SoftHSM, pcscd with a virtual reader, the reference CA and a
 # private bus (tools/demo.py).

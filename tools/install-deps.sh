@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs every Debian 12 package that building, testing and the demo need.
 # Safe to run again; skips apt when everything is already present.
 set -euo pipefail
@@ -26,6 +27,8 @@ packages=(
   locales x11-utils
   # promtool, which checks the metrics textfile as Prometheus reads it
   prometheus
+  # the Debian packages: built, checked, installed and purged by the tests
+  debhelper lintian dpkg-dev git
 )
 
 missing=()

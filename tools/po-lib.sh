@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # shellcheck shell=bash
 # What tools/update-po.sh and tools/check-po.sh share; sourced from the top
 # of the tree. po/meson.build passes xgettext the same arguments.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds safecad with AddressSanitizer and UndefinedBehaviorSanitizer and
-# runs every test suite: the unit tests (cmocka), the fuzz corpora and the
-# integration tests (pytest, on a private bus, SoftHSM, pcscd with vpcd).
+# runs every test suite: the unit tests (cmocka), the fuzz corpora, the
+# integration tests (pytest, on a private bus, SoftHSM, pcscd with vpcd),
+# and last the Debian packages (built, linted, installed, run, purged).
 # Installs the Debian packages it needs first. The last line is the total.
 set -uo pipefail
 
@@ -29,6 +31,9 @@ fi
 meson test -C "$build" --print-errorlogs --no-rebuild --num-processes 2
 SAFECAD_BUILD_DIR="$build" /usr/bin/python3 -m pytest "$top/tests/integration" \
   -q -p no:cacheprovider --junitxml="$build/pytest.xml"
+# Last, and on its own: it installs and purges the Debian packages.
+SAFECAD_PACKAGE_TESTS=1 /usr/bin/python3 -m pytest "$top/tests/packaging" \
+  -q -p no:cacheprovider --junitxml="$build/packaging.xml"
 
 /usr/bin/python3 - "$build" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
@@ -46,17 +51,18 @@ try:
                 failed += 1
 except FileNotFoundError:
     failed += 1
-try:
-    root = ET.parse(f"{build}/pytest.xml").getroot()
-    for suite in root.iter("testsuite"):
-        tests = int(suite.get("tests", 0))
-        f = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        s = int(suite.get("skipped", 0))
-        passed += tests - f - s
-        failed += f
-        skipped += s
-except (FileNotFoundError, ET.ParseError):
-    failed += 1
+for report in ("pytest.xml", "packaging.xml"):
+    try:
+        root = ET.parse(f"{build}/{report}").getroot()
+        for suite in root.iter("testsuite"):
+            tests = int(suite.get("tests", 0))
+            f = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            s = int(suite.get("skipped", 0))
+            passed += tests - f - s
+            failed += f
+            skipped += s
+    except (FileNotFoundError, ET.ParseError):
+        failed += 1
 line = f"{passed} passed, {failed} failed"
 if skipped:
     line += f", {skipped} skipped"

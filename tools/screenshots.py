@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Screenshots of safecad-notify for docs/: the real agent, safecad, SoftHSM
 behind the PIN shim, the reference CA, and dunst under Xvfb, in Vietnamese
 (a vi_VN.UTF-8 locale built with localedef, the catalogue compiled from

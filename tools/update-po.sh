@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Brings the translations up to date with the sources: adds every source
 # file that has messages to po/POTFILES (and drops files that are gone),
 # regenerates po/safecad.pot, and

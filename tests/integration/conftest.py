@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Fixtures for safecad's integration tests.
 
 Every test gets its own folder under /tmp (short, for socket paths), its own

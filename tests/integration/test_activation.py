@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Activation end to end: safectl → safecad → the reference CA → the
 SoftHSM token, checked afterwards with pkcs11-tool and openssl (TH1
 renewal with a new key, TH2 change re-certifying the key, the wrong PIN,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The daemon killed at each journal step of an activation (it kills itself
 with SIGKILL right after journaling the step named by
 SAFECAD_TEST_CRASH_AT) and started again: the token always holds a working

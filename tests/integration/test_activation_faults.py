@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Activation when the CA misbehaves: each of the client's four checks
 failing, the CA down, failing, answering garbage, too much or too slowly,
 202 and 429 waits, a badNonce retry, a failed confirm. Nothing is written

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Activation and the token's PIN, with the daemon loading the PIN shim
 (tests/pin-shim) in front of SoftHSM, so that wrong, count-low, final-try,
 locked and pulled are real module answers: exactly one C_Login per PIN the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The live bus API against dbus/*.xml, and the token objects' properties."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Bad input: safecad.conf, modules and CA profiles (PRODUCT.md: a
 safecad.conf that cannot be parsed stops the daemon naming file and line;
 a module that cannot be loaded, or a profile that cannot be parsed, is

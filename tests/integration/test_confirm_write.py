@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The guide's "check the issued certificate's details → Confirm": an
 activation may stop once the certificate is checked and write it only on
 its caller's yes. safectl asks without --yes; no, a caller that leaves the

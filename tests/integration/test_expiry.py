@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Expiry warnings: a certificate past one of [expiry] warn_days is warned
 about once (a log line, and ExpiryWarning on the token's object), one
 further away is not."""

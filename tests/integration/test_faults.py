@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Faults that would lose the user's state or shut others out: a token
 plugged in while another token's job holds the modules, remove-previous
 killed at every step (and the moment the key's file goes), a caller that

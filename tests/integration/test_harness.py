@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The harness itself, without safecad: when these fail, the machine or the
 harness is at fault, not the daemon."""
 

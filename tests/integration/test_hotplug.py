@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Hotplug: a card inserted into vpcd makes the token appear on the bus and
 in status; removing it makes it go (the test makes or deletes the SoftHSM
 token first, as FACTS.md explains)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Vietnamese under a real vi_VN.UTF-8 locale (PRODUCT.md, "Languages"):
 po/vi.po compiled with msgfmt into a folder of its own (SAFECAD_LOCALEDIR),
 the locale built with localedef (LOCPATH). safectl speaks Vietnamese under

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Start, stop, idle, and a pcscd that goes away."""
 
 import time

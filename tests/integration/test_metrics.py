@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Prometheus textfile ([metrics] textfile): what node_exporter's
 textfile collector reads, written whole when something changes, and
 accepted by `promtool check metrics` after insert, activation, ticks and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Without pcscd the daemon runs all the same: tokens at start and on
 Rescan(), and one log line saying hotplug is off."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """safecad-notify on real parts: Xvfb, a session bus, dunst as the
 notification server (actions chosen through its context menu, as a user
 does), a scripted pinentry, and safecad on the test's private system bus

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The PIN, day to day: `safectl pin` shows what the token's flags say (and
 no number they do not say), `safectl pin change` changes it with exactly
 one C_SetPIN, refuses a final try unless allowed, checks lengths before the

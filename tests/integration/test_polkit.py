@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Authorization with dbusmock's polkitd on the private bus: an allowed
 caller activates, a denied caller gets AccessDenied (exit 6) and nothing
 happens, root skips polkit, and export is polkit's too."""

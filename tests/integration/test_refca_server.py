@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The reference CA on its own: the server side of protocol-v1, driven by a
 small Python client (tools/reference-ca/refca_client.py). No daemon."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Removing the pair the latest activation replaced: refused while Step 3
 is open (unless forced), never the current certificate or a key it uses,
 the removed certificate kept in the history, and journaled: a crash leaves

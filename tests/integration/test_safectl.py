@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """safectl: naming a token, show, errors, the human status."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What status shows for the certificates on a token (PRODUCT.md, "The
 current certificate …"), found at the daemon's start (no pcscd needed)."""
 

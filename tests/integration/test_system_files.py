@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The files that make safecad a system service, as `meson install
 --destdir` puts them: where the distribution expects each one, and each
 one checked by the tool that reads it (systemd-analyze, systemd-sysusers,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The reference CA: the server side of docs/protocol.md (activation
 protocol v1), for the tests and the demo. Loopback only.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Clients of the reference CA, in Python: its admin API (for tests and the
 demo) and a minimal protocol-v1 client (for the server's self-test and for
 doing an activation's CA steps by hand)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """JWS in flattened JSON serialization (RFC 7515 §7.2.2), as protocol-v1.md
 uses it: RS256 (PKCS#1 v1.5) and ES256 (raw R||S, RFC 7518 §3.4), the
 signer's certificate in `x5c`. Both sides: the server verifies, the tests'

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The reference CA's PKI: names as protocol-v1.md writes them, the CA keys
 kept in the state folder, and the certificates it issues.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A private system-type bus, and Gio helpers to talk on it."""
 
 import collections

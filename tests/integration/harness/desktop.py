@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A desktop session for safecad-notify: a virtual X display (Xvfb), a
 session bus, dunst as the notification server, a monitor that records every
 notification the agent sends and the server's answers, a scripted pinentry

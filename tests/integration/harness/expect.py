@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What `safectl --json status` must show, and comparisons that ignore the
 members a reader does not know (PRODUCT.md: more may be added)."""
 

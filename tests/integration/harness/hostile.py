@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A hostile local caller, run as an unprivileged user (setpriv) on the
 test's private bus: `python3 hostile.py ADDRESS COMMAND ARGS...` prints one
 JSON object with what happened."""

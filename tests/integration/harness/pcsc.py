@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A private pcscd with a vpcd reader, and a tiny vpcd card.
 
 pcscd always binds /run/pcscd/pcscd.comm, so each test runs its own pcscd in

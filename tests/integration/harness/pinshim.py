@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The PIN shim (tests/pin-shim): a PKCS#11 module in front of SoftHSM that
 adds the user-PIN retry counter, the count-low / final-try / locked flags
 and a pulled-token switch SoftHSM lacks. Its state is one small text file

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A test PKI made with python3-cryptography.
 
 SAFE-CA: a root and an issuing CA (the issuers file of the SAFE-CA profile

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """dbusmock's polkitd on the test's private bus, and running clients as an
 unprivileged user."""
 

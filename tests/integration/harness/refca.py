@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The reference CA (tools/reference-ca) in a test: started on a free
 loopback port with the session's test PKI as its CA, its admin API, the
 daemon's configuration pointing at it, `safectl activate` with a PIN on a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The daemon, safectl and the per-test world they run in."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """SoftHSM2 tokens in a private token folder (its own SOFTHSM2_CONF)."""
 
 import os
