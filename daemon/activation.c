@@ -184,6 +184,8 @@ typedef struct Activation {
 	const Profile *profile;
 	TokenSession session;
 	CK_OBJECT_HANDLE old_key;
+	unsigned char old_key_id[256];
+	size_t old_key_id_size;
 	CK_OBJECT_HANDLE new_key;
 	unsigned char new_key_id[256];
 	size_t new_key_id_size;
@@ -231,17 +233,26 @@ static int sign_with(void *userdata, const unsigned char *data, size_t size,
 
 typedef struct SignKey {
 	Activation *activation;
-	CK_OBJECT_HANDLE key;
+	CK_OBJECT_HANDLE *key; /* the Activation's handle, refreshed when stale */
 	const char *alg;
+	const unsigned char *id; /* its CKA_ID */
+	size_t id_size;
 } SignKey;
 
 static int sign_with(void *userdata, const unsigned char *data, size_t size,
 		     unsigned char **ret_signature, size_t *ret_size)
 {
 	SignKey *k = userdata;
+	TokenSession *session = &k->activation->session;
+	int r;
 
-	return token_session_sign(&k->activation->session, k->key, k->alg, data, size,
-				  ret_signature, ret_size);
+	r = token_session_sign(session, *k->key, k->alg, data, size, ret_signature, ret_size);
+	/* The module numbered its objects afresh (a scan read the token
+	 * meanwhile): the same key, found again by its CKA_ID, signs. */
+	if (r == -ESTALE && token_session_find_private_key(session, k->id, k->id_size, k->key) >= 0)
+		r = token_session_sign(session, *k->key, k->alg, data, size, ret_signature,
+				       ret_size);
+	return r;
 }
 
 static int name_from_json(json_t *pairs, Name *ret)
@@ -417,13 +428,13 @@ static int prepare_key(Activation *a)
 {
 	Job *job = a->job;
 	json_t *key = json_object_get(a->action, "key");
-	unsigned char old_id[256];
-	size_t old_id_size;
 	const char *new_id_hex;
 	int r;
 
-	if (hex_decode(a->old->key_id, old_id, sizeof(old_id), &old_id_size) < 0 ||
-	    token_session_find_private_key(&a->session, old_id, old_id_size, &a->old_key) < 0)
+	if (hex_decode(a->old->key_id, a->old_key_id, sizeof(a->old_key_id), &a->old_key_id_size) <
+		0 ||
+	    token_session_find_private_key(&a->session, a->old_key_id, a->old_key_id_size,
+					   &a->old_key) < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED,
 				_("The key of certificate %s is not on the token."),
 				a->old->serial);
@@ -435,8 +446,8 @@ static int prepare_key(Activation *a)
 		    a->old->serial);
 
 	if (!json_is_true(json_object_get(key, "generate"))) {
-		memcpy(a->new_key_id, old_id, old_id_size);
-		a->new_key_id_size = old_id_size;
+		memcpy(a->new_key_id, a->old_key_id, a->old_key_id_size);
+		a->new_key_id_size = a->old_key_id_size;
 		a->new_key = a->old_key;
 		a->new_public_key = EVP_PKEY_dup(X509_get0_pubkey(a->old->x509));
 		a->new_alg = a->old_alg;
@@ -558,8 +569,8 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 	} else {
 		unsigned char *csr = NULL;
 		size_t csr_size = 0;
-		SignKey new_key = {a, a->new_key, a->new_alg};
-		SignKey old_key = {a, a->old_key, a->old_alg};
+		SignKey new_key = {a, &a->new_key, a->new_alg, a->new_key_id, a->new_key_id_size};
+		SignKey old_key = {a, &a->old_key, a->old_alg, a->old_key_id, a->old_key_id_size};
 		CaSigner signer = {a->old_alg, a->old->x509, sign_with, &old_key};
 		json_t *chain_json;
 		char *pem = NULL;
@@ -715,7 +726,7 @@ static int write_certificate(Activation *a, X509 *certificate)
 static int confirm(Activation *a, X509 *certificate, bool *ret_confirmed, char **ret_error)
 {
 	Job *job = a->job;
-	SignKey new_key = {a, a->new_key, a->new_alg};
+	SignKey new_key = {a, &a->new_key, a->new_alg, a->new_key_id, a->new_key_id_size};
 	CaSigner signer = {a->new_alg, certificate, sign_with, &new_key};
 	_cleanup_(ca_error_clearp) CaError error = {};
 	const char *new_serial = json_string_value(json_object_get(a->journal, "new_serial"));

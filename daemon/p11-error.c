@@ -10,6 +10,8 @@
 #define P11_CKR_GENERAL_ERROR 0x05UL
 #define P11_CKR_DEVICE_MEMORY 0x31UL
 #define P11_CKR_DEVICE_REMOVED 0x32UL
+#define P11_CKR_KEY_HANDLE_INVALID 0x60UL
+#define P11_CKR_OBJECT_HANDLE_INVALID 0x82UL
 #define P11_CKR_PIN_INCORRECT 0xA0UL
 #define P11_CKR_PIN_LEN_RANGE 0xA2UL
 #define P11_CKR_PIN_LOCKED 0xA4UL
@@ -40,6 +42,12 @@ int p11_rv_to_errno(unsigned long rv)
 		return -EPERM;
 	case P11_CKR_GENERAL_ERROR:
 		return -EIO;
+	/* A handle found earlier went stale: some modules (SoftHSM) number
+	 * their objects afresh when another session reads the token. Finding
+	 * the object again helps. */
+	case P11_CKR_KEY_HANDLE_INVALID:
+	case P11_CKR_OBJECT_HANDLE_INVALID:
+		return -ESTALE;
 	default:
 		return -EIO;
 	}

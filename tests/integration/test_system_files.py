@@ -200,6 +200,8 @@ class Install:
             self.polkit_rule,
             self.autostart,
             self.completion,
+            # Every setting, commented: where an administrator starts.
+            os.path.join(self.opt("sysconfdir"), "safecad", "safecad.conf"),
             os.path.join(self.opt("datadir"), "dbus-1", "interfaces", "org.safecad.Manager1.xml"),
             os.path.join(self.opt("datadir"), "dbus-1", "interfaces", "org.safecad.Token1.xml"),
             os.path.join(self.opt("datadir"), "safecad", "ca.d", "safe-ca.conf"),

@@ -105,6 +105,7 @@ class Daemon:
                 msg = self.notify.recv(4096).decode(errors="replace")
                 self.notifications.append(msg)
                 if "READY=1" in msg.split("\n"):
+                    self._drain()
                     return self
             except socket.timeout:
                 pass
@@ -112,6 +113,26 @@ class Daemon:
                 raise AssertionError(
                     f"safecad exited {self.proc.returncode} before READY=1:\n{self.log()}")
         raise AssertionError(f"safecad sent no READY=1 within {timeout}s:\n{self.log()}")
+
+    def _drain(self):
+        """Keeps reading the notify socket, as systemd does: the daemon
+        sends STATUS= at every change of its token list, and a full socket
+        would block it."""
+        sock = self.notify
+        self._draining = True
+
+        def run():
+            sock.settimeout(0.2)
+            while self._draining:
+                try:
+                    msg = sock.recv(4096)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                self.notifications.append(msg.decode(errors="replace"))
+        self._drainer = threading.Thread(target=run, daemon=True)
+        self._drainer.start()
 
     def wait_exit(self, timeout=READY_TIMEOUT):
         try:
@@ -149,6 +170,10 @@ class Daemon:
         return took
 
     def close(self):
+        drainer = getattr(self, "_drainer", None)
+        if drainer:
+            self._draining = False
+            drainer.join(5)
         self.notify.close()
         if not self._log.closed:
             self._log.close()
