@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
@@ -274,6 +275,10 @@ int main(int argc, char *argv[])
 	};
 	int c;
 
+	/* A long-running, mostly idle service whose worker threads come and
+	 * go: glibc would give them arenas of their own, which keep their
+	 * freed memory for good. Two are enough for the loop and a job. */
+	(void)mallopt(M_ARENA_MAX, 2);
 	/* Callers read the errors it sends them in its language; its log and
 	 * everything else stay in the C locale. */
 	i18n_init_messages();

@@ -2,6 +2,7 @@
 /* The token methods that run as jobs (Check, Activate), and what happens
  * on the main loop when a job reports progress or ends. */
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -332,6 +333,9 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 	else
 		on_activate_done(token, job);
 	job_free(job);
+	/* A job (a module, OpenSSL, libcurl) used and freed a lot: hand it
+	 * back to the system rather than keep it for the next one. */
+	(void)malloc_trim(0);
 	if (!token)
 		return;
 	/* An activation that came while a check ran goes now. */
