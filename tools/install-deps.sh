@@ -24,6 +24,11 @@ packages=(
   # display, screenshots, and a locale to show Vietnamese
   gettext dunst xvfb imagemagick xdotool libnotify-bin fonts-dejavu-core
   locales x11-utils
+  # the Token Manager window (GTK 4, libadwaita), the checkers of its desktop
+  # file and AppStream metainfo, and what its tests drive it with: the
+  # AT-SPI bus and pyatspi, Mesa's software GL
+  libgtk-4-dev libadwaita-1-dev appstream at-spi2-core python3-pyatspi
+  gir1.2-atspi-2.0 libgl1-mesa-dri
 )
 
 missing=()
