@@ -52,13 +52,13 @@ static GtkWidget *agency_row(Manager *m, json_t *entry, json_t *agency)
 
 	gtk_check_button_set_active(GTK_CHECK_BUTTON(check), done);
 	gtk_widget_set_sensitive(check, !done);
-	gtk_accessible_update_property(GTK_ACCESSIBLE(check), GTK_ACCESSIBLE_PROPERTY_LABEL, name,
-				       -1);
 	g_object_set_data_full(G_OBJECT(check), "action", g_strdup(member(entry, "action")),
 			       g_free);
 	g_object_set_data_full(G_OBJECT(check), "agency", g_strdup(member(agency, "id")), g_free);
 	g_signal_connect(check, "toggled", G_CALLBACK(on_ticked), m);
 	adw_action_row_add_prefix(ADW_ACTION_ROW(row), check);
+	/* The row labels its check box with the agency's name (an explicit
+	 * label as well would be read twice). */
 	adw_action_row_set_activatable_widget(ADW_ACTION_ROW(row), check);
 
 	gtk_accessible_update_property(GTK_ACCESSIBLE(open), GTK_ACCESSIBLE_PROPERTY_LABEL,
@@ -78,7 +78,7 @@ static GtkWidget *agency_row(Manager *m, json_t *entry, json_t *agency)
 	return row;
 }
 
-static void add_text(GtkWidget *group, const char *text, const char *css_class)
+static void add_text(GtkWidget *box, const char *text, const char *css_class)
 {
 	GtkWidget *label = gtk_label_new(text);
 
@@ -86,12 +86,15 @@ static void add_text(GtkWidget *group, const char *text, const char *css_class)
 	gtk_label_set_xalign(GTK_LABEL(label), 0);
 	if (css_class)
 		gtk_widget_add_css_class(label, css_class);
-	adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), label);
+	gtk_box_append(GTK_BOX(box), label);
 }
 
 static GtkWidget *entry_view(Manager *m, json_t *entry, bool latest_of_token)
 {
-	GtkWidget *group = adw_preferences_group_new();
+	/* Texts above the rows: a preferences group puts widgets that are not
+	 * rows below its list. */
+	GtkWidget *view = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+	GtkWidget *group;
 	bool renew = streq(member(entry, "type"), "renew");
 	g_autofree char *what = g_strdup_printf(
 	    renew ? _("Renewal of token %s: certificate %s replaced by %s")
@@ -103,34 +106,39 @@ static GtkWidget *entry_view(Manager *m, json_t *entry, bool latest_of_token)
 	size_t i;
 	json_t *agency;
 
-	add_text(group, heading, "heading");
+	add_text(view, heading, "heading");
 	if (json_is_string(json_object_get(entry, "completed"))) {
 		g_autofree char *date = date_text(member(entry, "completed"));
 		when = g_strdup_printf(_("Confirmed by the CA on %s."), date);
 	} else {
 		when = g_strdup(_("Written to the token; the CA has not confirmed it yet."));
 	}
-	add_text(group, when, NULL);
+	add_text(view, when, NULL);
 	if (json_array_size(json_object_get(entry, "agencies")) == 0)
-		return group;
+		return view;
 
-	add_text(group,
+	add_text(view,
 		 history_agencies_done(entry)
 		     ? _("Step 3 is done: the new certificate is registered with every agency.")
 		     : _("Step 3: register the new certificate with every agency below "
 			 "(mandatory), then tick it."),
 		 "heading");
-	add_text(group,
+	add_text(view,
 		 _("Customs and e-invoice systems accept the new certificate only 24 hours "
 		   "after it is registered: sign what cannot wait with the previous one first."),
 		 "dim-label");
-	add_text(group,
+	add_text(view,
 		 _("To keep bidding on the national e-procurement system "
 		   "(muasamcong.mpi.gov.vn) without interruption, ask your CA to keep the "
 		   "previous certificate's registration."),
 		 "dim-label");
+	group = adw_preferences_group_new();
 	json_array_foreach(json_object_get(entry, "agencies"), i, agency)
-	    adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), agency_row(m, entry, agency));
+	{
+		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group),
+					  agency_row(m, entry, agency));
+	}
+	gtk_box_append(GTK_BOX(view), group);
 	if (token && latest_of_token) {
 		GtkWidget *button = gtk_button_new_with_label(_("Export certificate…"));
 		g_autofree char *name = g_strdup_printf(_("Export the new certificate %s"),
@@ -145,9 +153,9 @@ static GtkWidget *entry_view(Manager *m, json_t *entry, bool latest_of_token)
 				       g_strdup(member(token, "Support")), g_free);
 		g_signal_connect(button, "clicked", G_CALLBACK(on_export), m);
 		gtk_widget_set_halign(button, GTK_ALIGN_START);
-		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), button);
+		gtk_box_append(GTK_BOX(view), button);
 	}
-	return group;
+	return view;
 }
 
 GtkWidget *history_view_new(Manager *m, json_t *activations)

@@ -164,6 +164,9 @@ static void on_export(GtkButton *button, gpointer data)
 
 GtkWidget *token_view_new(Manager *m, json_t *token)
 {
+	/* The heading above the rows: a preferences group puts widgets that
+	 * are not rows below its list. */
+	GtkWidget *view = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
 	GtkWidget *group = adw_preferences_group_new();
 	json_t *certificate = current_certificate(token);
 	g_autofree char *label = text_clean(member(token, "Label"));
@@ -178,7 +181,8 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 	gtk_label_set_xalign(GTK_LABEL(title), 0);
 	gtk_label_set_wrap(GTK_LABEL(title), TRUE);
 	gtk_widget_add_css_class(title, "heading");
-	adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), title);
+	gtk_box_append(GTK_BOX(view), title);
+	gtk_box_append(GTK_BOX(view), group);
 	if (certificate) {
 		add_holder(group, certificate);
 		add_days_left(group, token, certificate);
@@ -233,5 +237,5 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 		adw_action_row_add_suffix(ADW_ACTION_ROW(row), button);
 		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
 	}
-	return group;
+	return view;
 }

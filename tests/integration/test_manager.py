@@ -59,8 +59,8 @@ def desktop(world):
         pytest.fail("teardown: " + "\n".join(problems), pytrace=False)
 
 
-def open_window(world, desktop, **extra):
-    w = ManagerWindow(world, desktop, **extra)
+def open_window(world, desktop, gtk_leaks=False, **extra):
+    w = ManagerWindow(world, desktop, gtk_leaks, **extra)
     desktop.windows.append(w)
     return w.start()
 
@@ -88,4 +88,111 @@ def test_lists_tokens_and_follows_hotplug(hotplug_world, pki, desktop):
     card.remove()
     w.wait_no_text("Binh Minh 02")
     assert any("Token An Phat 01" in t for t in w.texts())
+    w.stop()
+
+
+AGENCY_NAMES = {
+    "tax": "Thuế điện tử (Tổng cục Thuế)",
+    "customs": "Hải quan điện tử (Tổng cục Hải quan)",
+    "procurement": "Hệ thống mạng đấu thầu quốc gia",
+}
+
+
+def renewed(world, pki, refca):
+    """A token renewed by safectl: the history has its Step 3 list."""
+    token, old = token_with_pair(world, pki, days_left=20)
+    action = refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    run = activate(world, token.serial, action["id"])
+    assert run.rc == 0, run
+    entry = safectl_json(world, "history")["activations"][0]
+    return token, old, entry
+
+
+def test_step3_ticks_reach_safecad_and_sites_open(world, pki, refca, desktop):
+    token, old, entry = renewed(world, pki, refca)
+    new_serial = entry["new_serial"]
+    # Launching the desktop's handler leaks in GTK 4.8's own code.
+    w = open_window(world, desktop, gtk_leaks=True)
+    w.wait_text("Renewal of token", old.serial, new_serial)
+    texts = w.wait_text("24 hours")
+    assert any("muasamcong.mpi.gov.vn" in t and "previous certificate" in t for t in texts)
+
+    # Each agency's site opens with the desktop's handler.
+    w.click(f"Open the site of {AGENCY_NAMES['procurement']}")
+    wait_until(lambda: desktop.opened_files(), message="the site handed to the desktop")
+    assert desktop.opened_files() == ["https://muasamcong.mpi.gov.vn"]
+
+    # Ticks go to safecad, one by one.
+    ticked = set()
+    for agency in AGENCIES:
+        w.toggle(AGENCY_NAMES[agency])
+        ticked.add(agency)
+        wait_until(lambda: done_agencies(world) == ticked, timeout=15,
+                   message=f"the {agency} tick in the history")
+    w.wait_text("Step 3 is done")
+
+    w.stop()
+
+    # The agent's reminder logic sees Step 3 done: no reminder at login.
+    agent = desktop.start_agent(world)
+    desktop.monitor.wait_summary("plugged in")
+    time.sleep(1.5)
+    assert not any("Step 3" in n["summary"] for n in desktop.monitor.notifications())
+    desktop.stop_agent(agent)
+
+
+def test_export_writes_what_openssl_reads(world, pki, refca, desktop):
+    token, old, entry = renewed(world, pki, refca)
+    new_serial = entry["new_serial"]
+    # The file chooser leaks in GTK 4.8's own code.
+    w = open_window(world, desktop, gtk_leaks=True)
+    target = os.path.join(desktop.dir, "exported.pem")
+    w.click(f"Export the new certificate {new_serial}")
+    # GTK 4.8's file chooser: the name entry is "Name:", and its buttons'
+    # names come doubled (mnemonic label and label).
+    w.act("text", "Name:", "text", value=target)
+    w.click("_Save Save")
+    wait_until(lambda: os.path.exists(target), timeout=15, message="the exported file")
+    r = subprocess.run(["openssl", "x509", "-in", target, "-noout", "-serial"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.strip().split("=")[1], 16) == int(new_serial, 16)
+    w.stop()
+
+
+def done_agencies(world):
+    entry = safectl_json(world, "history")["activations"][0]
+    return {a["id"] for a in entry["agencies"] if a["done"]}
+
+
+def test_follows_safecad_stopping_and_restarting(world, pki, desktop):
+    token, old = token_with_pair(world, pki, days_left=90)
+    # Opened before safecad runs: it says so, in words.
+    w = open_window(world, desktop)
+    w.wait_text("The safecad token service is not running")
+    daemon = world.start_daemon()
+    w.wait_text(f"Token {token.label}")
+    w.wait_no_text("not running")
+
+    daemon.stop()
+    w.wait_text("The safecad token service is not running")
+    w.wait_no_text(f"Token {token.label}")
+    world.start_daemon()
+    texts = w.wait_text(f"Token {token.label}")
+    assert HOLDER in texts
+    w.stop()
+
+
+def test_second_launch_brings_the_first_forward(world, pki, desktop):
+    token, old = token_with_pair(world, pki, days_left=90)
+    world.start_daemon()
+    w = open_window(world, desktop)
+    w.wait_text(f"Token {token.label}")
+    second = w.launch()
+    assert second.wait(30) == 0, w.log(second)
+    assert w.proc.poll() is None
+    frames = [n for n in w.nodes() if n[0] == "frame"]
+    assert len(frames) == 1, frames
     w.stop()
