@@ -51,14 +51,22 @@ static const char *pin_words(json_t *token)
 static void add_holder(GtkWidget *group, json_t *certificate)
 {
 	json_t *subject = json_object_get(certificate, "subject");
+	const char *organization = name_get(subject, "O");
+	const char *common_name = name_get(subject, "CN");
 	const char *uid = name_get(subject, "UID");
+	g_autofree char *holder = NULL;
+	g_autofree char *text = NULL;
 
-	add_row(group, _("Organization"), name_get(subject, "O") ?: "—");
-	add_row(group, _("Holder"), name_get(subject, "CN") ?: "—");
+	/* A business's certificate usually repeats its name in O and CN. */
+	if (organization && common_name && !streq(organization, common_name))
+		holder = g_strdup_printf("%s — %s", organization, common_name);
+	else
+		holder = g_strdup(organization ?: common_name ?: "—");
 	/* Vietnamese certificates carry the tax code as UID=MST:<code>. */
 	if (uid && g_str_has_prefix(uid, "MST:"))
 		uid += strlen("MST:");
-	add_row(group, _("Tax code"), uid ?: "—");
+	text = uid ? g_strdup_printf(_("%s · tax code %s"), holder, uid) : g_strdup(holder);
+	add_row(group, _("Holder"), text);
 }
 
 static void add_days_left(GtkWidget *group, json_t *token, json_t *certificate)
@@ -190,11 +198,16 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 	} else {
 		add_row(group, _("Certificate"), _("This token holds no certificate."));
 	}
-	add_row(group, _("CA"),
-		isempty(member(token, "Profile")) ? _("Not a CA safecad knows")
-						  : member(token, "Profile"));
-	if (!isempty(support))
-		add_row(group, _("CA support"), support);
+	{
+		const char *profile = isempty(member(token, "Profile"))
+					  ? _("Not a CA safecad knows")
+					  : member(token, "Profile");
+		g_autofree char *text =
+		    isempty(support) ? g_strdup(profile)
+				     : g_strdup_printf(_("%s · support %s"), profile, support);
+
+		add_row(group, _("CA"), text);
+	}
 	{
 		const char *pin = pin_words(token);
 		g_autofree char *words =
