@@ -94,9 +94,15 @@ int read_small_file(const char *path, size_t max, char **ret)
 
 const char *file_error(int r)
 {
+	const char *description;
+
 	if (r == -ENOTREGULAR)
 		return "not a regular file";
-	return strerror(-r);
+	/* Untranslated: the result goes into log lines, which stay English,
+	 * and it is evaluated before the logger switches to the C locale
+	 * (strerror() followed LC_MESSAGES here: "Là một thư mục"). */
+	description = strerrordesc_np(-r);
+	return description ? description : "unknown error";
 }
 
 char *path_join(const char *a, const char *b)
