@@ -35,6 +35,8 @@ static void refresh_done(Refresh *r)
 	/* After the window has gone (cancelled), nothing is shown. */
 	if (!g_cancellable_is_cancelled(m->cancellable) && r->generation == m->generation) {
 		json_t *tokens = json_array();
+		json_t *activations = r->activations ? json_incref(r->activations) : json_array();
+		bool same;
 		size_t i;
 		json_t *token;
 
@@ -43,14 +45,21 @@ static void refresh_done(Refresh *r)
 			if (json_is_object(token))
 				json_array_append(tokens, token);
 		}
+		/* The view is built anew only when something changed: a reading
+		 * that finds all as it was (the window coming to the front)
+		 * must not pull the rows from under the person's pointer. */
+		same = m->tokens && m->activations && json_equal(tokens, m->tokens) &&
+		       json_equal(activations, m->activations) &&
+		       streq_ptr(r->unreachable, m->unreachable);
 		json_decref(m->tokens);
 		m->tokens = tokens;
 		json_decref(m->activations);
-		m->activations = r->activations ? json_incref(r->activations) : json_array();
+		m->activations = activations;
 		g_free(m->unreachable);
 		m->unreachable = g_steal_pointer(&r->unreachable);
 		m->reachable = !m->unreachable;
-		manager_window_update(m);
+		if (!same)
+			manager_window_update(m);
 	}
 	json_decref(r->tokens);
 	json_decref(r->activations);
@@ -260,8 +269,12 @@ static void on_ticked(GObject *source, GAsyncResult *result, gpointer data)
 	g_autoptr(GVariant) reply =
 	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
 
-	if (!reply && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+	if (!reply && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
 		manager_show_error(m, error, NULL);
+		/* The box the person ticked goes back to what the history
+		 * holds, even when the next reading finds nothing changed. */
+		manager_window_update(m);
+	}
 	/* Ticked or not, the history says what is so now. */
 	if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 		manager_refresh(m);

@@ -21,9 +21,9 @@ static const char *error_words(const char *name, bool *ret_needs_support)
 	    streq(name, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"))
 		return _("You are not allowed to do this on this computer. Ask whoever looks "
 			 "after it to allow you.");
+	/* A token's object goes when the token is pulled out. */
 	if (streq(name, SAFECAD_ERROR_TOKEN_GONE) ||
-	    streq(name, "org.freedesktop.DBus.Error.UnknownObject") ||
-	    streq(name, "org.freedesktop.DBus.Error.UnknownMethod"))
+	    streq(name, "org.freedesktop.DBus.Error.UnknownObject"))
 		return _("The token was pulled out. Plug it in again and try once more.");
 	if (streq(name, SAFECAD_ERROR_BUSY))
 		return _("The token is busy with another job. Try again when it is done.");
