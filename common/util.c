@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <locale.h>
 #include <sys/stat.h>
 
 #include "macro.h"
@@ -95,13 +94,15 @@ int read_small_file(const char *path, size_t max, char **ret)
 
 const char *file_error(int r)
 {
-	/* For logs, which stay English whatever LC_MESSAGES says: glibc
-	 * hands out its static "C" locale object here. */
-	locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	const char *description;
 
 	if (r == -ENOTREGULAR)
 		return "not a regular file";
-	return c_locale ? strerror_l(-r, c_locale) : strerror(-r);
+	/* Untranslated: the result goes into log lines, which stay English,
+	 * and it is evaluated before the logger switches to the C locale
+	 * (strerror() followed LC_MESSAGES here: "Là một thư mục"). */
+	description = strerrordesc_np(-r);
+	return description ? description : "unknown error";
 }
 
 char *path_join(const char *a, const char *b)

@@ -29,6 +29,11 @@ packages=(
   prometheus
   # the Debian packages: built, checked, installed and purged by the tests
   debhelper lintian dpkg-dev git
+  # the Token Manager window (GTK 4, libadwaita), the checkers of its desktop
+  # file and AppStream metainfo, and what its tests drive it with: the
+  # AT-SPI bus and pyatspi, Mesa's software GL
+  libgtk-4-dev libadwaita-1-dev appstream at-spi2-core python3-pyatspi
+  gir1.2-atspi-2.0 libgl1-mesa-dri
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Screenshots of safecad-notify for docs/: the real agent, safecad, SoftHSM
+"""Screenshots of safecad-notify and safecad-manager for docs/: the real agent
+and window, safecad, SoftHSM
 behind the PIN shim, the reference CA, and dunst under Xvfb, in Vietnamese
 (a vi_VN.UTF-8 locale built with localedef, the catalogue compiled from
 po/vi.po). Each picture is the screen cut to the notifications.
@@ -93,6 +94,25 @@ def main():
         monitor.wait(lambda n: "export" in n["actions"], timeout=90)
         shot("notify-done-step3.png")
         desktop.stop_agent(agent)
+
+        # The Token Manager window after the renewal, with a second token
+        # near its end; the screen cut to the window (at 0,0 without a
+        # window manager).
+        from harness.manager import ManagerWindow
+        desktop.dunstctl("close-all")
+        second, _ = token_with_pair(world, pki, label="Binh Minh 02", days_left=9, key_id="02")
+        world.rescan()
+        manager = ManagerWindow(world, desktop, **locale).start()
+        manager.wait_text("Binh Minh 02")
+        manager.wait_text("Bước 3")
+        time.sleep(1.0)
+        raw = os.path.join(directory, "raw.png")
+        desktop.screenshot(raw)
+        path = os.path.join(args.out, "manager-tokens.png")
+        subprocess.run(["convert", raw, "-crop", "860x620+0+0", "+repage", path], check=True)
+        print(path)
+        manager.stop()
+        manager.close()
         assert shim
         return 0
     finally:

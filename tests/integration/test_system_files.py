@@ -184,6 +184,21 @@ class Install:
         return {os.path.join(self.opt("localedir"), language, "LC_MESSAGES", "safecad.mo")
                 for language in languages if language}
 
+    def manager_files(self):
+        """The Token Manager and its desktop integration, when it is built
+        (GTK 4 and libadwaita found)."""
+        if not os.path.exists(os.path.join(BUILD_DIR, "client", "safecad-manager")):
+            return set()
+        datadir = self.opt("datadir")
+        return {
+            os.path.join(self.opt("bindir"), "safecad-manager"),
+            os.path.join(datadir, "applications", "org.safecad.Manager.desktop"),
+            os.path.join(datadir, "dbus-1", "services", "org.safecad.Manager.service"),
+            os.path.join(datadir, "icons", "hicolor", "scalable", "apps",
+                         "org.safecad.Manager.svg"),
+            os.path.join(datadir, "metainfo", "org.safecad.Manager.metainfo.xml"),
+        }
+
     def expected(self):
         files = {
             self.daemon,
@@ -208,6 +223,7 @@ class Install:
             os.path.join(self.opt("datadir"), "safecad", "ca.d", "safe-ca-issuers.pem"),
         }
         files |= self.catalogues
+        files |= self.manager_files()
         if self.man:
             files |= {os.path.join(self.mandir, page) for page in MAN_PAGES}
         return files

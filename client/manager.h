@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <adwaita.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+/* safecad-manager, the Token Manager window: a client of safecad's D-Bus
+ * API on the system bus, as safectl is.
+ *
+ * It talks to the bus through GDBus, not sd-bus as safectl and the agent
+ * do: GDBus runs on the GLib main loop GTK already runs, so every call is
+ * asynchronous and every answer arrives on the thread that owns the
+ * widgets, with no second loop to integrate. What it reads is turned into
+ * the same JSON safectl prints (variant-json.c), so the rules shared with
+ * safectl and the agent (action.c, history-json.h) read it unchanged. */
+
+typedef struct Manager {
+	AdwApplication *application;
+	GtkWindow *window;
+	AdwBin *content;   /* the page, built again on every change */
+	GtkLabel *message; /* the last error, hidden when there is none */
+
+	GDBusConnection *bus;
+	GCancellable *cancellable;
+	guint name_watch;
+	guint subscriptions[3];
+	guint refresh_source;
+	unsigned generation;
+	unsigned calls;	   /* in flight: waited for before the bus is let go */
+	bool reachable;	   /* safecad answered the last refresh */
+	char *unreachable; /* why not, for the page, or NULL */
+
+	json_t *tokens;	     /* [{"path", and the org.safecad.Token1 properties}] */
+	json_t *activations; /* GetHistory's "activations" */
+} Manager;
+
+/* manager-bus.c: following safecad (its name, its tokens, their
+ * properties) and the calls the window makes. */
+int manager_bus_start(Manager *m, GError **error);
+void manager_bus_stop(Manager *m);
+void manager_refresh(Manager *m);
+void manager_tick_agency(Manager *m, const char *action, const char *agency);
+json_t *manager_find_token(Manager *m, const char *serial);
+
+static inline void manager_call_started(Manager *m)
+{
+	m->calls++;
+}
+
+static inline void manager_call_done(Manager *m)
+{
+	m->calls--;
+}
+
+/* manager-window.c */
+void manager_window_new(Manager *m);
+void manager_window_update(Manager *m);
+void manager_show_error(Manager *m, const GError *error, const char *support);
+
+/* manager-errors.c: what a person reads for a failed call; support is the
+ * CA's support line (or NULL), added where the person cannot fix it
+ * alone. */
+char *manager_error_text(const GError *error, const char *support);
+
+/* manager-token-view.c, manager-history-view.c */
+GtkWidget *token_view_new(Manager *m, json_t *token);
+GtkWidget *history_view_new(Manager *m, json_t *activations);
+
+/* manager-export.c: asks where, then writes the token's current
+ * certificate there, PEM or DER. */
+void manager_export(Manager *m, const char *token_path, const char *support);
+
+/* manager-text.c: small helpers for what the views show. */
+char *text_clean(const char *s); /* ca_text_clean() with the window's limit */
+char *date_text(const char *rfc3339);
+GtkWidget *row_new(const char *title, const char *subtitle);

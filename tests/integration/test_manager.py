@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""safecad-manager, the Token Manager window, on real parts: Xvfb, a
+session bus with its accessibility bus, the window driven through AT-SPI
+as a person would (controls found by role and name, pressed; what it
+shows read back), and safecad on the test's private system bus with
+SoftHSM tokens, pcscd/vpcd hotplug and the reference CA."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+from cryptography import x509
+
+from harness.desktop import Desktop
+from harness.manager import MANAGER, ManagerWindow
+from harness.refca import (  # noqa: F401 - refca is a fixture
+    AGENCIES, PIN, SUPPORT, activate, check, configure, refca, safectl_json, token_with_pair,
+    window)
+from harness.safecad import REPO, find_token, wait_until
+
+TOOLS = ["Xvfb", "dbus-daemon", "xdotool", "import"]
+HOLDER = "CÔNG TY TNHH AN PHÁT"
+
+
+@pytest.fixture
+def desktop(world):
+    for tool in TOOLS:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    if not os.access(MANAGER, os.X_OK):
+        pytest.skip("safecad-manager is not built (GTK 4 and libadwaita missing)")
+    r = subprocess.run(["/usr/bin/python3", "-c", "import pyatspi"], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("pyatspi is not installed (python3-pyatspi)")
+    directory = tempfile.mkdtemp(prefix="scman-")
+    d = Desktop(directory)
+    d.windows = []
+    problems = []
+    try:
+        # No notification server is needed; a plain one keeps it light.
+        d.start("plain")
+        yield d
+    finally:
+        try:
+            for w in d.windows:
+                problems += w.close()
+            problems += d.stop()
+        finally:
+            for w in d.windows:
+                for i, proc in enumerate(w.procs):
+                    try:
+                        print(f"----- safecad-manager log #{i} -----\n{w.log(proc)}")
+                    except OSError:
+                        pass
+            shutil.rmtree(directory, ignore_errors=True)
+    if problems:
+        pytest.fail("teardown: " + "\n".join(problems), pytrace=False)
+
+
+def open_window(world, desktop, gtk_leaks=False, **extra):
+    w = ManagerWindow(world, desktop, gtk_leaks, **extra)
+    desktop.windows.append(w)
+    return w.start()
+
+
+def test_lists_tokens_and_follows_hotplug(hotplug_world, pki, desktop):
+    world = hotplug_world
+    first, old = token_with_pair(world, pki, label="An Phat 01", days_left=20)
+    world.start_daemon()
+    w = open_window(world, desktop)
+    w.wait_text("Token An Phat 01")
+    texts = w.wait_text("20 days left")
+    assert any("renew soon" in t for t in texts), texts
+    assert any(HOLDER in t and "tax code 0101234567" in t for t in texts), \
+        "the holder and the tax code, from the subject's UID"
+    assert any("The PIN is fine" in t for t in texts), texts
+    assert any("SAFE-CA" in t and SUPPORT in t for t in texts), texts
+    assert any(old.serial in t for t in texts), texts
+
+    # A second token arrives while the window is open, then leaves.
+    second, other = token_with_pair(world, pki, label="Binh Minh 02", days_left=200)
+    card = world.insert_card()
+    texts = w.wait_text("Token Binh Minh 02")
+    assert any(t.endswith("days left") and t[:3] in ("199", "200") for t in texts), texts
+    second.delete()
+    card.remove()
+    w.wait_no_text("Binh Minh 02")
+    assert any("Token An Phat 01" in t for t in w.texts())
+    w.stop()
+
+
+AGENCY_NAMES = {
+    "tax": "Thuế điện tử (Tổng cục Thuế)",
+    "customs": "Hải quan điện tử (Tổng cục Hải quan)",
+    "procurement": "Hệ thống mạng đấu thầu quốc gia",
+}
+
+
+def renewed(world, pki, refca):
+    """A token renewed by safectl: the history has its Step 3 list."""
+    token, old = token_with_pair(world, pki, days_left=20)
+    action = refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    run = activate(world, token.serial, action["id"])
+    assert run.rc == 0, run
+    entry = safectl_json(world, "history")["activations"][0]
+    return token, old, entry
+
+
+def test_step3_ticks_reach_safecad_and_sites_open(world, pki, refca, desktop):
+    token, old, entry = renewed(world, pki, refca)
+    new_serial = entry["new_serial"]
+    # Launching the desktop's handler leaks in GTK 4.8's own code.
+    w = open_window(world, desktop, gtk_leaks=True)
+    w.wait_text("Renewal of token", old.serial, new_serial)
+    texts = w.wait_text("24 hours")
+    assert any("muasamcong.mpi.gov.vn" in t and "previous certificate" in t for t in texts)
+
+    # Each agency's site opens with the desktop's handler.
+    w.click(f"Open the site of {AGENCY_NAMES['procurement']}")
+    wait_until(lambda: desktop.opened_files(), message="the site handed to the desktop")
+    assert desktop.opened_files() == ["https://muasamcong.mpi.gov.vn"]
+
+    # Ticks go to safecad, one by one.
+    ticked = set()
+    for agency in AGENCIES:
+        w.toggle(AGENCY_NAMES[agency])
+        ticked.add(agency)
+        wait_until(lambda: done_agencies(world) == ticked, timeout=15,
+                   message=f"the {agency} tick in the history")
+    w.wait_text("Step 3 is done")
+
+    w.stop()
+
+    # The agent's reminder logic sees Step 3 done: no reminder at login.
+    agent = desktop.start_agent(world)
+    desktop.monitor.wait_summary("plugged in")
+    time.sleep(1.5)
+    assert not any("Step 3" in n["summary"] for n in desktop.monitor.notifications())
+    desktop.stop_agent(agent)
+
+
+def test_export_writes_what_openssl_reads(world, pki, refca, desktop):
+    token, old, entry = renewed(world, pki, refca)
+    new_serial = entry["new_serial"]
+    # The file chooser leaks in GTK 4.8's own code.
+    w = open_window(world, desktop, gtk_leaks=True)
+    target = os.path.join(desktop.dir, "exported.pem")
+    w.click(f"Export the new certificate {new_serial}")
+    # GTK 4.8's file chooser: the name entry is "Name:", and its buttons'
+    # names come doubled (mnemonic label and label).
+    w.act("text", "Name:", "text", value=target)
+    w.click("_Save Save")
+    wait_until(lambda: os.path.exists(target), timeout=15, message="the exported file")
+    r = subprocess.run(["openssl", "x509", "-in", target, "-noout", "-serial"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.strip().split("=")[1], 16) == int(new_serial, 16)
+    w.stop()
+
+
+def done_agencies(world):
+    entry = safectl_json(world, "history")["activations"][0]
+    return {a["id"] for a in entry["agencies"] if a["done"]}
+
+
+def test_follows_safecad_stopping_and_restarting(world, pki, desktop):
+    token, old = token_with_pair(world, pki, days_left=90)
+    # Opened before safecad runs: it says so, in words.
+    w = open_window(world, desktop)
+    w.wait_text("The safecad token service is not running")
+    daemon = world.start_daemon()
+    w.wait_text(f"Token {token.label}")
+    w.wait_no_text("not running")
+
+    daemon.stop()
+    w.wait_text("The safecad token service is not running")
+    w.wait_no_text(f"Token {token.label}")
+    world.start_daemon()
+    texts = w.wait_text(f"Token {token.label}")
+    assert any(HOLDER in t for t in texts), texts
+    w.stop()
+
+
+def test_second_launch_brings_the_first_forward(world, pki, desktop):
+    token, old = token_with_pair(world, pki, days_left=90)
+    world.start_daemon()
+    w = open_window(world, desktop)
+    w.wait_text(f"Token {token.label}")
+    second = w.launch()
+    assert second.wait(30) == 0, w.log(second)
+    assert w.proc.poll() is None
+    frames = [n for n in w.nodes() if n[0] == "frame"]
+    assert len(frames) == 1, frames
+    w.stop()
+
+
+def test_vietnamese_window_and_screenshot(world, pki, refca, desktop, vi_env):
+    token, old, entry = renewed(world, pki, refca)
+    second, other = token_with_pair(world, pki, label="Binh Minh 02", days_left=12,
+                                    key_id="02")
+    world.rescan()
+    w = open_window(world, desktop, **vi_env)
+    texts = w.wait_text("còn 12 ngày: cần gia hạn sớm")
+    assert "Quản lý USB token" in texts, texts
+    assert any("mã số thuế 0101234567" in t for t in texts), texts
+    assert any("Mã PIN bình thường" in t for t in texts), texts
+    assert any("Bước 3" in t for t in texts), texts
+    assert any("muasamcong.mpi.gov.vn" in t and "giữ đăng ký" in t for t in texts), texts
+    assert not any("days left" in t for t in texts), "nothing left in English"
+    time.sleep(0.5)
+    shot = os.path.join(os.environ.get("SAFECAD_SHOT_DIR", desktop.dir), "manager-vi.png")
+    desktop.screenshot(shot)
+    assert os.path.getsize(shot) > 10000
+    w.stop()
+
+
+def test_pending_action_shown_with_activation_not_yet_here(world, pki, refca, desktop):
+    token, old = token_with_pair(world, pki, days_left=25)
+    refca.add_action(old, type="renew", message="Gia hạn chứng thư số 1 năm.", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    w = open_window(world, desktop)
+    texts = w.wait_text("Renewal offered by the CA")
+    assert "Gia hạn chứng thư số 1 năm." in texts, texts
+    buttons = w.find("push button", "Activate…")
+    assert buttons, [n for n in w.nodes() if n[0] == "push button"]
+    assert all("sensitive" not in states for _, _, states, _ in buttons), buttons
+    w.stop()
