@@ -247,8 +247,11 @@ static int read_certificate(TokenSession *t, CK_OBJECT_HANDLE object, const Prof
 	return 0;
 }
 
-static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_info,
-		      const Profiles *profiles, TokenInfo *ret)
+/* One pass over the token's objects; *ret_stale says a handle went stale
+ * meanwhile (another session made the module number its objects afresh),
+ * so that a certificate may be missing from this pass. */
+static int read_token_once(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_info,
+			   const Profiles *profiles, TokenInfo *ret, bool *ret_stale)
 {
 	CK_OBJECT_CLASS certificate_class = CKO_CERTIFICATE;
 	CK_CERTIFICATE_TYPE x509_type = CKC_X_509;
@@ -316,6 +319,10 @@ static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_inf
 				token_info_clear(&info);
 				return r;
 			}
+			if (r == -ESTALE && !*ret_stale) {
+				*ret_stale = true;
+				continue;
+			}
 			log_warning_errno(
 			    r, "Token %s: a certificate cannot be read (%m), ignoring it.",
 			    info.serial);
@@ -329,6 +336,28 @@ static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_inf
 	token_info_sort_certificates(&info);
 	*ret = info;
 	return 0;
+}
+
+static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_info,
+		      const Profiles *profiles, TokenInfo *ret)
+{
+	TokenInfo info = {};
+	bool stale = false;
+	int r;
+
+	r = read_token_once(m, slot, token_info, profiles, &info, &stale);
+	if (r < 0 || !stale) {
+		if (r >= 0)
+			*ret = info;
+		return r;
+	}
+	/* Once more, on handles found afresh; what still fails then is said
+	 * and left out. */
+	token_info_clear(&info);
+	r = read_token_once(m, slot, token_info, profiles, &info, &stale);
+	if (r >= 0)
+		*ret = info;
+	return r;
 }
 
 static bool list_has_serial(const TokenList *list, const char *serial)

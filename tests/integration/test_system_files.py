@@ -190,7 +190,8 @@ class Install:
         if not os.path.exists(os.path.join(BUILD_DIR, "client", "safecad-manager")):
             return set()
         datadir = self.opt("datadir")
-        return {
+        pages = {os.path.join(self.mandir, "man1/safecad-manager.1")} if self.man else set()
+        return pages | {
             os.path.join(self.opt("bindir"), "safecad-manager"),
             os.path.join(datadir, "applications", "org.safecad.Manager.desktop"),
             os.path.join(datadir, "dbus-1", "services", "org.safecad.Manager.service"),

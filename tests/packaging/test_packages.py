@@ -48,6 +48,13 @@ EXPECTED = {
         "/usr/lib/systemd/catalog/safecad.catalog",
         "/usr/share/doc/safecad/copyright",
     ],
+    "safecad-manager": [
+        "/usr/bin/safecad-manager", "/usr/share/applications/org.safecad.Manager.desktop",
+        "/usr/share/dbus-1/services/org.safecad.Manager.service",
+        "/usr/share/icons/hicolor/scalable/apps/org.safecad.Manager.svg",
+        "/usr/share/metainfo/org.safecad.Manager.metainfo.xml",
+        "/usr/share/man/man1/safecad-manager.1.gz", "/usr/share/doc/safecad-manager/copyright",
+    ],
     "safecad-notify": [
         "/usr/bin/safecad-notify", "/usr/lib/systemd/user/safecad-notify.service",
         "/etc/xdg/autostart/safecad-notify.desktop",
@@ -97,7 +104,7 @@ def installed(built):
             env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     yield
-    run(["apt-get", "purge", "-y", "safecad", "safecad-notify"],
+    run(["apt-get", "purge", "-y", "safecad", "safecad-notify", "safecad-manager"],
         env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
@@ -236,7 +243,7 @@ def test_purge_leaves_nothing_but_the_user(installed):
     for package in EXPECTED:
         ours |= {p for p in run(["dpkg", "-L", package], check=True).stdout.split()
                  if os.path.isfile(p)}
-    r = run(["apt-get", "purge", "-y", "safecad-notify", "safecad"],
+    r = run(["apt-get", "purge", "-y", "safecad-manager", "safecad-notify", "safecad"],
             env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     assert r.returncode == 0, r.stdout + r.stderr
     left = sorted(p for p in ours if os.path.lexists(p))
