@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The client side of activation protocol v1 (docs/protocol.md): libcurl
  * for HTTPS, jansson for the JSON, jws.c for the signed requests. */
-#include "ca-client.h"
+#include "ca-v1.h"
 
 #include <curl/curl.h>
 #include <limits.h>
@@ -27,7 +27,6 @@
  * the contract; 64 KiB is far above what any answer here needs. */
 #define MAX_BODY_SIZE (1024 * 1024)
 #define MAX_HEADERS_SIZE (64 * 1024)
-#define MAX_NONCE_LENGTH 512
 #define MAX_CHAIN 8
 #define MAX_PROBLEM_TYPE_CHARS 256
 #define MAX_PROBLEM_TEXT_CHARS 1024
@@ -163,28 +162,15 @@ static void sleep_seconds(unsigned seconds)
 		;
 }
 
-/* One answer, bounded: the body, the status and the few headers read. */
-typedef struct Answer {
-	long status;
-	char *body;
-	size_t size, allocated;
-	size_t headers_size;
-	bool body_too_large;
-	bool headers_too_large;
-	bool nonce_bad;
-	char nonce[MAX_NONCE_LENGTH + 1];
-	char retry_after[64];
-} Answer;
-
-static void answer_clear(Answer *answer)
+void ca_v1_answer_clear(CaV1Answer *answer)
 {
 	free(answer->body);
-	*answer = (Answer){};
+	*answer = (CaV1Answer){};
 }
 
-static size_t write_body(char *data, size_t size, size_t nmemb, void *userdata)
+size_t ca_v1_answer_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-	Answer *answer = userdata;
+	CaV1Answer *answer = userdata;
 	size_t n = size * nmemb;
 
 	if (n > MAX_BODY_SIZE - answer->size) {
@@ -246,9 +232,9 @@ static bool nonce_valid(const char *s)
 	return true;
 }
 
-static size_t read_header(char *line, size_t size, size_t nmemb, void *userdata)
+size_t ca_v1_answer_header(char *line, size_t size, size_t nmemb, void *userdata)
 {
-	Answer *answer = userdata;
+	CaV1Answer *answer = userdata;
 	size_t n = size * nmemb;
 	bool too_long;
 
@@ -260,6 +246,7 @@ static size_t read_header(char *line, size_t size, size_t nmemb, void *userdata)
 	/* Each response (a 100 Continue first, say) starts with its status
 	 * line; only the last response's headers count. */
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		answer->started = true;
 		answer->nonce[0] = 0;
 		answer->nonce_bad = false;
 		answer->retry_after[0] = 0;
@@ -437,8 +424,8 @@ static int client_open(Client *client, const Profile *profile, const CaNetwork *
 	SET(CURLOPT_TIMEOUT, (long)client->timeout_sec);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_BODY_SIZE);
 	SET(CURLOPT_USERAGENT, "safecad/" PACKAGE_VERSION);
-	SET(CURLOPT_WRITEFUNCTION, write_body);
-	SET(CURLOPT_HEADERFUNCTION, read_header);
+	SET(CURLOPT_WRITEFUNCTION, ca_v1_answer_body);
+	SET(CURLOPT_HEADERFUNCTION, ca_v1_answer_header);
 	SET(CURLOPT_ERRORBUFFER, client->curl_error);
 #undef SET
 	if (c != CURLE_OK) {
@@ -460,15 +447,43 @@ static char *client_url(const Client *client, const char *path)
 	return url;
 }
 
+/* libcurl stops at a header line longer than CURL_MAX_HTTP_HEADER (100 KiB)
+ * before the header callback sees it, and until 8.6 says only "out of
+ * memory", with an empty error buffer. After the answer's status line that
+ * is the likely cause by far: a real allocation failure there reads as an
+ * answer too large. */
+static bool header_line_refused(CURLcode c, const CaV1Answer *answer)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+	if (c == CURLE_TOO_LARGE)
+		return true;
+#endif
+	return c == CURLE_OUT_OF_MEMORY && answer->started;
+}
+
+int ca_v1_answer_too_large(const CaV1Answer *answer, const char *url, CaError *error)
+{
+	if (answer->body_too_large)
+		return fail(error, CA_ERROR_MALFORMED, 0, -EBADMSG,
+			    /* TRANSLATORS: the address asked. */
+			    _("The CA's answer is too large: its body is over 1 MiB (%s)"), url);
+	if (answer->headers_too_large || answer->header_line_too_long)
+		return fail(error, CA_ERROR_MALFORMED, 0, -EBADMSG,
+			    /* TRANSLATORS: the address asked. */
+			    _("The CA's answer is too large: its headers are over 64 KiB (%s)"),
+			    url);
+	return 0;
+}
+
 /* One request: GET when body is NULL, else POST of body as content_type.
  * On success *ret holds the answer, whatever its status. */
 static int client_send(Client *client, const char *url, const char *content_type, const char *body,
-		       Answer *ret, CaError *error)
+		       CaV1Answer *ret, CaError *error)
 {
 	_cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
 	_cleanup_free_ char *content_type_header = NULL;
 	const char *method = body ? "POST" : "GET";
-	Answer answer = {};
+	CaV1Answer answer = {};
 	long os_errno = 0;
 	curl_off_t pretransfer_time = 0;
 	CURLcode c;
@@ -528,15 +543,14 @@ static int client_send(Client *client, const char *url, const char *content_type
 	}
 
 	log_debug("%s %s: %s (%s)", method, url, curl_easy_strerror(c), client->curl_error);
-	if (answer.body_too_large || c == CURLE_FILESIZE_EXCEEDED) {
-		answer_clear(&answer);
-		return fail_malformed(error, 0, _("it is larger than 1 MiB (%s)"), url);
-	}
-	if (answer.headers_too_large) {
-		answer_clear(&answer);
-		return fail_malformed(error, 0, _("its headers are larger than 64 KiB (%s)"), url);
-	}
-	answer_clear(&answer);
+	if (c == CURLE_FILESIZE_EXCEEDED)
+		answer.body_too_large = true;
+	if (header_line_refused(c, &answer))
+		answer.header_line_too_long = true;
+	r = ca_v1_answer_too_large(&answer, url, error);
+	ca_v1_answer_clear(&answer);
+	if (r < 0)
+		return r;
 	if (c == CURLE_WRITE_ERROR)
 		return fail_oom(error);
 
@@ -565,7 +579,7 @@ static int client_send(Client *client, const char *url, const char *content_type
 }
 
 /* The one place where a jansson decoding error becomes an errno. */
-static int answer_json(const Answer *answer, json_t **ret)
+static int answer_json(const CaV1Answer *answer, json_t **ret)
 {
 	json_error_t e;
 	json_t *json;
@@ -590,8 +604,7 @@ static char *problem_text(json_t *problem, const char *member, size_t max_chars)
 	return ca_v1_text_clean(json_string_value(v), json_string_length(v), max_chars, false);
 }
 
-/* Whether the answer is a problem document of this type. */
-static bool answer_is_problem(const Answer *answer, const char *type)
+bool ca_v1_answer_is_problem(const CaV1Answer *answer, const char *type)
 {
 	_cleanup_(json_decrefp) json_t *json = NULL;
 
@@ -600,10 +613,9 @@ static bool answer_is_problem(const Answer *answer, const char *type)
 	return streq_ptr(json_string_value(json_object_get(json, "type")), type);
 }
 
-/* An answer other than the ones the request expects: a problem document
- * for 4xx and 5xx (turned into an error for people), else a break of the
- * contract. A 429 whose wait was not taken is reported as giving up. */
-static int answer_error(const Answer *answer, const char *url, CaError *error)
+/* A problem document for 4xx and 5xx, else a break of the contract. A 429
+ * whose wait was not taken is reported as giving up. */
+int ca_v1_answer_error(const CaV1Answer *answer, const char *url, CaError *error)
 {
 	_cleanup_(json_decrefp) json_t *json = NULL;
 	_cleanup_free_ char *type = NULL, *title = NULL, *detail = NULL, *words = NULL,
@@ -670,8 +682,8 @@ static bool wait_fits(int64_t deadline, unsigned seconds)
 }
 
 /* A 429 whose Retry-After is at most 60 s is waited out (protocol v1,
- * Errors), when the wait ends before the deadline. */
-static bool busy_wait(const Answer *answer, int64_t deadline, unsigned *ret_seconds)
+ * Errors). */
+bool ca_v1_busy_wait(const CaV1Answer *answer, int64_t deadline, unsigned *ret_seconds)
 {
 	unsigned seconds;
 
@@ -684,33 +696,49 @@ static bool busy_wait(const Answer *answer, int64_t deadline, unsigned *ret_seco
 
 /* An unsigned request, sent once more after a first 429 waited out. */
 static int client_send_patiently(Client *client, const char *url, const char *content_type,
-				 const char *body, int64_t deadline, Answer *ret, CaError *error)
+				 const char *body, int64_t deadline, CaV1Answer *ret,
+				 CaError *error)
 {
 	for (bool retried = false;; retried = true) {
-		_cleanup_(answer_clear) Answer answer = {};
+		_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
 		unsigned wait;
 		int r;
 
 		r = client_send(client, url, content_type, body, &answer, error);
 		if (r < 0)
 			return r;
-		if (!retried && busy_wait(&answer, deadline, &wait)) {
+		if (!retried && ca_v1_busy_wait(&answer, deadline, &wait)) {
 			log_debug("%s: the CA is busy, waiting %u s.", url, wait);
 			sleep_seconds(wait);
 			continue;
 		}
 		*ret = answer;
-		answer = (Answer){};
+		answer = (CaV1Answer){};
 		return 0;
 	}
 }
 
 /* GET /nonce: 204 with a Replay-Nonce header, and nothing else. */
+int ca_v1_nonce_answer(const CaV1Answer *answer, const char *url, char **ret, CaError *error)
+{
+	char *nonce;
+
+	if (answer->status != 204)
+		return ca_v1_answer_error(answer, url, error);
+	if (answer->nonce_bad || !answer->nonce[0])
+		return fail_malformed(error, answer->status,
+				      _("no valid Replay-Nonce header from %s"), url);
+	nonce = strdup(answer->nonce);
+	if (!nonce)
+		return fail_oom(error);
+	*ret = nonce;
+	return 0;
+}
+
 static int client_nonce(Client *client, int64_t deadline, char **ret, CaError *error)
 {
 	_cleanup_free_ char *url = client_url(client, "/nonce");
-	_cleanup_(answer_clear) Answer answer = {};
-	char *nonce;
+	_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
 	int r;
 
 	if (!url)
@@ -718,16 +746,7 @@ static int client_nonce(Client *client, int64_t deadline, char **ret, CaError *e
 	r = client_send_patiently(client, url, NULL, NULL, deadline, &answer, error);
 	if (r < 0)
 		return r;
-	if (answer.status != 204)
-		return answer_error(&answer, url, error);
-	if (answer.nonce_bad || !answer.nonce[0])
-		return fail_malformed(error, answer.status,
-				      _("no valid Replay-Nonce header from %s"), url);
-	nonce = strdup(answer.nonce);
-	if (!nonce)
-		return fail_oom(error);
-	*ret = nonce;
-	return 0;
+	return ca_v1_nonce_answer(&answer, url, ret, error);
 }
 
 /* Sends payload as a JWS with a fresh nonce each time. Takes care of the
@@ -735,14 +754,15 @@ static int client_nonce(Client *client, int64_t deadline, char **ret, CaError *e
  * whose Retry-After is at most 60 s (waited out, if the deadline allows).
  * Any other answer goes back to the caller in *ret. */
 static int client_post_signed(Client *client, const char *url, const CaSigner *signer,
-			      const json_t *payload, int64_t deadline, Answer *ret, CaError *error)
+			      const json_t *payload, int64_t deadline, CaV1Answer *ret,
+			      CaError *error)
 {
 	bool retried_nonce = false, retried_busy = false;
 	int r;
 
 	for (;;) {
 		_cleanup_free_ char *nonce = NULL, *body = NULL;
-		_cleanup_(answer_clear) Answer answer = {};
+		_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
 		unsigned wait;
 
 		r = client_nonce(client, deadline, &nonce, error);
@@ -760,19 +780,19 @@ static int client_post_signed(Client *client, const char *url, const CaSigner *s
 			return r;
 
 		if (answer.status == 400 && !retried_nonce &&
-		    answer_is_problem(&answer, "urn:safeca:badNonce")) {
+		    ca_v1_answer_is_problem(&answer, "urn:safeca:badNonce")) {
 			log_debug("%s: the CA refused the nonce, sending once more.", url);
 			retried_nonce = true;
 			continue;
 		}
-		if (!retried_busy && busy_wait(&answer, deadline, &wait)) {
+		if (!retried_busy && ca_v1_busy_wait(&answer, deadline, &wait)) {
 			log_debug("%s: the CA is busy, waiting %u s.", url, wait);
 			sleep_seconds(wait);
 			retried_busy = true;
 			continue;
 		}
 		*ret = answer;
-		answer = (Answer){};
+		answer = (CaV1Answer){};
 		return 0;
 	}
 }
@@ -844,17 +864,42 @@ static int pending_body(const char *token_serial, const CaCertificate *certifica
 	return 0;
 }
 
+int ca_v1_pending_answer(const CaV1Answer *answer, const char *url, const char *ca_name,
+			 char *const *sent_serials, size_t n_sent, json_t **ret, CaError *error)
+{
+	_cleanup_(json_decrefp) json_t *json = NULL;
+	const char *what = NULL;
+	json_t *kept = NULL;
+	int r;
+
+	if (answer->status != 200)
+		return ca_v1_answer_error(answer, url, error);
+	r = answer_json(answer, &json);
+	if (r == -ENOMEM)
+		return fail_oom(error);
+	if (r < 0)
+		return fail_malformed(error, answer->status,
+				      _("the list of pending actions from %s is not JSON"), url);
+	r = ca_v1_pending_validate(ca_name, json, sent_serials, n_sent, &kept, &what);
+	if (r == -ENOMEM)
+		return fail_oom(error);
+	if (r < 0)
+		return fail_malformed(error, answer->status,
+				      /* TRANSLATORS: the address asked, then what is
+				       * wrong with the list. */
+				      _("the list of pending actions from %s: %s"), url, what);
+	*ret = kept;
+	return 0;
+}
+
 int ca_pending(const Profile *profile, const CaNetwork *network, const char *token_serial,
 	       const CaCertificate *certificates, size_t n_certificates, json_t **ret,
 	       CaError *error)
 {
 	_cleanup_(client_clear) Client client = {};
 	_cleanup_free_ char *url = NULL, *body = NULL;
-	_cleanup_(answer_clear) Answer answer = {};
-	_cleanup_(json_decrefp) json_t *json = NULL;
+	_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
 	_cleanup_(serials_clear) Serials sent = {};
-	const char *what = NULL;
-	json_t *kept = NULL;
 	int r;
 
 	if (!token_serial || (n_certificates > 0 && !certificates) || !ret)
@@ -878,24 +923,8 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
 				  error);
 	if (r < 0)
 		return r;
-	if (answer.status != 200)
-		return answer_error(&answer, url, error);
-	r = answer_json(&answer, &json);
-	if (r == -ENOMEM)
-		return fail_oom(error);
-	if (r < 0)
-		return fail_malformed(error, answer.status,
-				      _("the list of pending actions from %s is not JSON"), url);
-	r = ca_v1_pending_validate(profile->name, json, sent.items, sent.n_items, &kept, &what);
-	if (r == -ENOMEM)
-		return fail_oom(error);
-	if (r < 0)
-		return fail_malformed(error, answer.status,
-				      /* TRANSLATORS: the address asked, then what is
-				       * wrong with the list. */
-				      _("the list of pending actions from %s: %s"), url, what);
-	*ret = kept;
-	return 0;
+	return ca_v1_pending_answer(&answer, url, profile->name, sent.items, sent.n_items, ret,
+				    error);
 }
 
 /* The PEM callback for a passphrase: certificates are never encrypted,
@@ -927,8 +956,8 @@ static int pem_one_certificate(const char *pem, size_t size, X509 **ret)
 	return 0;
 }
 
-static int parse_issued(const Answer *answer, X509 **ret_certificate, STACK_OF(X509) * *ret_chain,
-			const char **ret_what)
+static int parse_issued(const CaV1Answer *answer, X509 **ret_certificate,
+			STACK_OF(X509) * *ret_chain, const char **ret_what)
 {
 	_cleanup_(json_decrefp) json_t *json = NULL;
 	_cleanup_(X509_freep) X509 *certificate = NULL;
@@ -986,7 +1015,7 @@ static int parse_issued(const Answer *answer, X509 **ret_certificate, STACK_OF(X
 
 /* How long a 202 asks to wait: the Retry-After header, else the body's
  * retry_after, else a default; always within [1, 60] s. */
-static unsigned accepted_wait(const Answer *answer)
+static unsigned accepted_wait(const CaV1Answer *answer)
 {
 	_cleanup_(json_decrefp) json_t *json = NULL;
 	unsigned seconds;
@@ -1000,6 +1029,33 @@ static unsigned accepted_wait(const Answer *answer)
 			return clamp_wait(json_integer_value(v));
 	}
 	return WAIT_DEFAULT_SEC;
+}
+
+int ca_v1_issue_answer(const CaV1Answer *answer, const char *url, X509 **ret_certificate,
+		       STACK_OF(X509) * *ret_chain, unsigned *ret_wait, CaError *error)
+{
+	X509 *certificate = NULL;
+	STACK_OF(X509) *chain = NULL;
+	const char *what = NULL;
+	int r;
+
+	if (answer->status == 202) {
+		*ret_wait = accepted_wait(answer);
+		return 1;
+	}
+	if (answer->status != 200)
+		return ca_v1_answer_error(answer, url, error);
+	r = parse_issued(answer, &certificate, &chain, &what);
+	if (r == -ENOMEM)
+		return fail_oom(error);
+	if (r < 0)
+		return fail_malformed(error, answer->status,
+				      /* TRANSLATORS: the address asked, then what is
+				       * wrong with the answer. */
+				      _("the issued certificate from %s: %s"), url, what);
+	*ret_certificate = certificate;
+	*ret_chain = chain;
+	return 0;
 }
 
 static char *action_url(const Client *client, const char *action_id, const char *verb)
@@ -1036,34 +1092,15 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 
 	deadline = now_monotonic() + poll_limit_sec;
 	for (;;) {
-		_cleanup_(answer_clear) Answer answer = {};
-		const char *what = NULL;
-		unsigned wait;
+		_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
+		unsigned wait = 0;
 
 		r = client_post_signed(&client, url, signer, payload, deadline, &answer, error);
 		if (r < 0)
 			return r;
-		if (answer.status == 200) {
-			X509 *certificate = NULL;
-			STACK_OF(X509) *chain = NULL;
-
-			r = parse_issued(&answer, &certificate, &chain, &what);
-			if (r == -ENOMEM)
-				return fail_oom(error);
-			if (r < 0)
-				return fail_malformed(error, answer.status,
-						      /* TRANSLATORS: the address asked, then
-						       * what is wrong with the answer. */
-						      _("the issued certificate from %s: %s"), url,
-						      what);
-			*ret_certificate = certificate;
-			*ret_chain = chain;
-			return 0;
-		}
-		if (answer.status != 202)
-			return answer_error(&answer, url, error);
-
-		wait = accepted_wait(&answer);
+		r = ca_v1_issue_answer(&answer, url, ret_certificate, ret_chain, &wait, error);
+		if (r <= 0)
+			return r;
 		if (!wait_fits(deadline, wait) && poll_limit_sec % 60 == 0)
 			return fail(error, CA_ERROR_GAVE_UP, answer.status, -ETIME,
 				    _("The CA had not issued the certificate after %u min; a later "
@@ -1079,14 +1116,31 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 	}
 }
 
+int ca_v1_confirm_answer(const CaV1Answer *answer, const char *url, CaError *error)
+{
+	_cleanup_(json_decrefp) json_t *json = NULL;
+	int r;
+
+	if (answer->status != 200)
+		return ca_v1_answer_error(answer, url, error);
+	r = answer_json(answer, &json);
+	if (r == -ENOMEM)
+		return fail_oom(error);
+	if (r < 0 || !streq_ptr(json_string_value(json_object_get(json, "status")), "completed"))
+		return fail_malformed(error, answer->status,
+				      _("the confirmation from %s does not say \"completed\""),
+				      url);
+	return 0;
+}
+
 int ca_confirm(const Profile *profile, const CaNetwork *network, const char *action_id,
 	       const CaSigner *signer, const char *installed_serial, bool keep_previous,
 	       CaError *error)
 {
 	_cleanup_(client_clear) Client client = {};
 	_cleanup_free_ char *url = NULL;
-	_cleanup_(json_decrefp) json_t *payload = NULL, *json = NULL;
-	_cleanup_(answer_clear) Answer answer = {};
+	_cleanup_(json_decrefp) json_t *payload = NULL;
+	_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
 	int r;
 
 	if (!ca_v1_action_id_valid(action_id) || !signer || isempty(installed_serial))
@@ -1104,14 +1158,5 @@ int ca_confirm(const Profile *profile, const CaNetwork *network, const char *act
 			       &answer, error);
 	if (r < 0)
 		return r;
-	if (answer.status != 200)
-		return answer_error(&answer, url, error);
-	r = answer_json(&answer, &json);
-	if (r == -ENOMEM)
-		return fail_oom(error);
-	if (r < 0 || !streq_ptr(json_string_value(json_object_get(json, "status")), "completed"))
-		return fail_malformed(error, answer.status,
-				      _("the confirmation from %s does not say \"completed\""),
-				      url);
-	return 0;
+	return ca_v1_confirm_answer(&answer, url, error);
 }

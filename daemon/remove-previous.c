@@ -72,14 +72,33 @@ static const StateField removal_fields[] = {
 static const char *const removal_steps[] = {"none", "started", "removing-key", "key-gone",
 					    "key-pending"};
 
+static X509 *journal_certificate(json_t *journal)
+{
+	const char *pem = json_string_value(json_object_get(journal, "certificate"));
+	BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *x509 = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+	BIO_free(bio);
+	return x509;
+}
+
 int removal_check(json_t *journal, const char **ret_bad)
 {
 	const char *step;
+	X509 *x509;
 	int r;
 
 	r = state_check(journal, removal_fields, ELEMENTSOF(removal_fields), ret_bad);
 	if (r < 0)
 		return r;
+	/* What goes is that certificate: one that cannot be read would let
+	 * its key go and the certificate stay. */
+	x509 = journal_certificate(journal);
+	if (!x509) {
+		*ret_bad = "certificate";
+		return -EBADMSG;
+	}
+	X509_free(x509);
 	step = json_string_value(json_object_get(journal, "step"));
 	for (size_t i = 0; i < ELEMENTSOF(removal_steps); i++)
 		if (streq(step, removal_steps[i]))
@@ -151,16 +170,6 @@ static void journal_done(json_t *journal)
 	json_decref(yes);
 	if (path)
 		(void)state_file_remove(path);
-}
-
-static X509 *journal_certificate(json_t *journal)
-{
-	const char *pem = json_string_value(json_object_get(journal, "certificate"));
-	BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-	X509 *x509 = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-
-	BIO_free(bio);
-	return x509;
 }
 
 /* The public objects: the public key (when the key goes) and the

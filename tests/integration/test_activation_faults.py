@@ -114,6 +114,20 @@ def test_issue_answer_faults(world, refca, ready, kind, seconds):
         assert 4.5 <= run.seconds < 20, run
 
 
+@pytest.mark.parametrize("path,kind", [("nonce", "huge_header"), ("issue", "huge_header"),
+                                       ("issue", "oversize")])
+def test_an_answer_too_large_says_so(world, refca, ready, path, kind):
+    """A header line of 1 MiB (libcurl stops at 100 KiB and calls it "out
+    of memory") or a body over 1 MiB is named as what it is: the CA's
+    answer is too large, not the daemon out of memory."""
+    token, old, action, before = ready
+    refca.fault(path, kind)
+    run = activate(world, token.serial, action["id"])
+    assert_nothing_written(refca, token, old, before, run)
+    assert "The CA's answer is too large" in run.text, run
+    assert "Out of memory" not in run.text, run
+
+
 @pytest.mark.parametrize("kind", ["status500", "malformed_json", "hang"])
 def test_nonce_faults(world, refca, ready, kind):
     token, old, action, before = ready

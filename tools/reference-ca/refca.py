@@ -62,6 +62,7 @@ BASE_PATH = "/activation/v1"
 MAX_REQUEST = 64 * 1024          # protocol-v1.md: servers may refuse more
 DRAIN_LIMIT = 4 * 1024 * 1024    # read at most this much of a refused body
 OVERSIZE = 1024 * 1024 + 64 * 1024  # over the client's 1 MiB cap
+HUGE_HEADER = 1024 * 1024           # one header line; libcurl stops at 100 KiB
 NONCE_LIFETIME = 600             # the contract: at least 5 minutes
 ID_CHARS = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SHA256_RSA = "1.2.840.113549.1.1.11"
@@ -88,7 +89,7 @@ FAULT_PATHS = {"pending", "nonce", "issue", "confirm"}
 FAULT_KINDS = {
     "status500", "malformed_json", "oversize", "slow", "accepted", "bad_nonce",
     "rate_limited", "wrong_subject", "wrong_key", "untrusted_issuer", "outside_window",
-    "cut_short", "hang", "dribble", "edge_window", "retyped_subject",
+    "cut_short", "hang", "dribble", "edge_window", "retyped_subject", "huge_header",
 }
 # Kinds that answer instead of the CA (nothing is processed).
 REPLACING = {"status500", "malformed_json", "accepted", "bad_nonce", "rate_limited", "hang"}
@@ -322,7 +323,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return body
 
     def _send(self, answer, fault=None):
-        """Sends an Answer, shaped by a fault (oversize, cut_short, dribble)."""
+        """Sends an Answer, shaped by a fault (oversize, huge_header, cut_short,
+        dribble)."""
         body = answer.body
         kind = fault["kind"] if fault else None
         status = answer.status
@@ -341,6 +343,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 obj = {"answer": obj}
             obj["padding"] = "x" * OVERSIZE
             body = json.dumps(obj, ensure_ascii=False).encode()
+        if kind == "huge_header":
+            headers["X-Padding"] = "x" * HUGE_HEADER
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
