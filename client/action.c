@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "i18n.h"
 #include "macro.h"
 
 static const char *member_str(json_t *object, const char *key)
@@ -78,4 +79,23 @@ const char *name_get(json_t *name, const char *attribute)
 			return json_string_value(json_array_get(pair, 1));
 	}
 	return NULL;
+}
+
+const ActivationStep activation_steps[ACTIVATION_STEPS] = {
+    {"accepted", N_("The activation began")},
+    {"logged-in", N_("Logged in to the token")},
+    {"key-ready", N_("The key is ready on the token")},
+    {"csr-sent", N_("The request went to the CA")},
+    {"issued", N_("The CA issued the certificate")},
+    {"verified", N_("The certificate passed its checks")},
+    {"written", N_("The certificate is on the token")},
+    {"confirmed", N_("The CA was told it is done")},
+};
+
+size_t activation_step_number(const char *step)
+{
+	for (size_t i = 0; step && i < ACTIVATION_STEPS; i++)
+		if (streq(activation_steps[i].step, step))
+			return i + 1;
+	return 0;
 }

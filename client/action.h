@@ -21,3 +21,15 @@ char *ca_text_clean(const char *s, size_t max_chars);
 /* The value of the first attribute named attribute ("CN", "O", ...) of a
  * name given as [[attribute, value], ...], or NULL. */
 const char *name_get(json_t *name, const char *attribute);
+
+/* The activation's steps as the daemon reports them (ActivationProgress),
+ * in order, with what a person reads for each (N_(): translate on use). */
+#define ACTIVATION_STEPS 8
+typedef struct ActivationStep {
+	const char *step;
+	const char *text;
+} ActivationStep;
+extern const ActivationStep activation_steps[ACTIVATION_STEPS];
+
+/* 1 for "accepted" … 8 for "confirmed"; 0 for NULL or a step not known. */
+size_t activation_step_number(const char *step);

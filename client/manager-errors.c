@@ -58,7 +58,14 @@ char *manager_error_text(const GError *error, const char *support)
 		cleaned = text_clean(copy->message);
 		words = cleaned;
 	}
-	if (needs_support && !isempty(support))
+	if (needs_support)
+		return manager_text_with_support(words, support);
+	return g_strdup(words);
+}
+
+char *manager_text_with_support(const char *words, const char *support)
+{
+	if (!isempty(support))
 		return g_strdup_printf(_("%s Your CA's support line: %s"), words, support);
 	return g_strdup(words);
 }

@@ -41,3 +41,16 @@ GtkWidget *row_new(const char *title, const char *subtitle)
 		adw_action_row_set_subtitle(ADW_ACTION_ROW(row), subtitle);
 	return row;
 }
+
+json_t *token_current_certificate(json_t *token)
+{
+	size_t i;
+	json_t *certificate;
+
+	json_array_foreach(json_object_get(token, "Certificates"), i, certificate)
+	{
+		if (json_is_true(json_object_get(certificate, "current")))
+			return certificate;
+	}
+	return NULL;
+}

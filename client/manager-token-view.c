@@ -15,19 +15,6 @@ static const char *member(json_t *object, const char *key)
 	return s ? s : "";
 }
 
-static json_t *current_certificate(json_t *token)
-{
-	size_t i;
-	json_t *certificate;
-
-	json_array_foreach(json_object_get(token, "Certificates"), i, certificate)
-	{
-		if (json_is_true(json_object_get(certificate, "current")))
-			return certificate;
-	}
-	return NULL;
-}
-
 static void add_row(GtkWidget *group, const char *title, const char *subtitle)
 {
 	g_autofree char *clean = text_clean(subtitle);
@@ -124,6 +111,29 @@ static void add_certificates(GtkWidget *group, json_t *token)
 	}
 }
 
+static void on_activate(GtkButton *button, gpointer data)
+{
+	manager_activate(data, g_object_get_data(G_OBJECT(button), "serial"),
+			 g_object_get_data(G_OBJECT(button), "action"));
+}
+
+static void add_activate_button(Manager *m, GtkWidget *row, json_t *token, const char *action,
+				const char *label)
+{
+	GtkWidget *button = gtk_button_new_with_label(label);
+
+	g_object_set_data_full(G_OBJECT(button), "serial", g_strdup(member(token, "Serial")),
+			       g_free);
+	g_object_set_data_full(G_OBJECT(button), "action", g_strdup(action), g_free);
+	gtk_widget_set_valign(button, GTK_ALIGN_CENTER);
+	gtk_widget_add_css_class(button, "suggested-action");
+	/* A token that is out, or busy, cannot be activated now. */
+	gtk_widget_set_sensitive(button, json_is_true(json_object_get(token, "Present")) &&
+					     !json_is_true(json_object_get(token, "Busy")));
+	g_signal_connect(button, "clicked", G_CALLBACK(on_activate), m);
+	adw_action_row_add_suffix(ADW_ACTION_ROW(row), button);
+}
+
 static const char *action_words(json_t *action)
 {
 	const char *type = member(action, "type");
@@ -135,7 +145,7 @@ static const char *action_words(json_t *action)
 	return _("An action the CA asks for");
 }
 
-static void add_pending(GtkWidget *group, json_t *token)
+static void add_pending(Manager *m, GtkWidget *group, json_t *token)
 {
 	size_t i;
 	json_t *action;
@@ -144,20 +154,9 @@ static void add_pending(GtkWidget *group, json_t *token)
 	{
 		g_autofree char *message = text_clean(member(action, "message"));
 		GtkWidget *row = row_new(action_words(action), message);
-		GtkWidget *button;
 
-		if (action_activatable(action)) {
-			/* Walking through the guide's dialogs comes with the
-			 * daemon's pause before writing; until then the agent's
-			 * notification and safectl activate do it. */
-			button = gtk_button_new_with_label(_("Activate…"));
-			gtk_widget_set_sensitive(button, FALSE);
-			gtk_widget_set_valign(button, GTK_ALIGN_CENTER);
-			gtk_widget_set_tooltip_text(
-			    button, _("Not in this window yet: use the notification's "
-				      "\"Activate now\" or safectl activate."));
-			adw_action_row_add_suffix(ADW_ACTION_ROW(row), button);
-		}
+		if (action_activatable(action))
+			add_activate_button(m, row, token, member(action, "id"), _("Activate…"));
 		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
 	}
 }
@@ -176,7 +175,7 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 	 * are not rows below its list. */
 	GtkWidget *view = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
 	GtkWidget *group = adw_preferences_group_new();
-	json_t *certificate = current_certificate(token);
+	json_t *certificate = token_current_certificate(token);
 	g_autofree char *label = text_clean(member(token, "Label"));
 	g_autofree char *device = g_strdup_printf(
 	    _("Token %s (serial %s, %s %s)"), member(token, "Label"), member(token, "Serial"),
@@ -222,16 +221,22 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 	}
 	if (json_is_array(activation) &&
 	    !isempty(json_string_value(json_array_get(activation, 0)))) {
-		g_autofree char *step = g_strdup_printf(
+		g_autofree char *text = g_strdup_printf(
 		    json_is_true(json_array_get(activation, 2))
 			? _("Interrupted after step \"%s\": activate again to go on.")
 			: _("Running, last step done: \"%s\"."),
 		    json_string_value(json_array_get(activation, 1)));
-		add_row(group, _("Activation"), step);
+		GtkWidget *row = row_new(_("Activation"), text);
+
+		if (json_is_true(json_array_get(activation, 2)))
+			add_activate_button(m, row, token,
+					    json_string_value(json_array_get(activation, 0)),
+					    _("Continue activation…"));
+		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
 	}
 	if (!json_is_true(json_object_get(token, "Present")))
 		add_row(group, _("Plugged in"), _("No: plug the token in to go on."));
-	add_pending(group, token);
+	add_pending(m, group, token);
 	add_certificates(group, token);
 	if (certificate) {
 		g_autofree char *name = g_strdup_printf(_("Export the certificate of %s"), label);

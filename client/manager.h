@@ -18,8 +18,9 @@
 typedef struct Manager {
 	AdwApplication *application;
 	GtkWindow *window;
-	AdwBin *content;   /* the page, built again on every change */
-	GtkLabel *message; /* the last error, hidden when there is none */
+	AdwBin *content;       /* the page, built again on every change */
+	GtkLabel *message;     /* the last error, hidden when there is none */
+	GtkWindow *activation; /* the activation dialog, while open */
 
 	GDBusConnection *bus;
 	GCancellable *cancellable;
@@ -62,6 +63,15 @@ void manager_show_error(Manager *m, const GError *error, const char *support);
  * CA's support line (or NULL), added where the person cannot fix it
  * alone. */
 char *manager_error_text(const GError *error, const char *support);
+/* words, and the support line after them where there is one. */
+char *manager_text_with_support(const char *words, const char *support);
+
+/* manager-activate.c: the activation dialog, the CA's guide step by step,
+ * for one of the token's pending actions or its interrupted activation. */
+void manager_activate(Manager *m, const char *serial, const char *action);
+
+/* manager-checklist.c: the Step 3 page of an activation. */
+void manager_show_checklist(Manager *m, const char *action);
 
 /* manager-token-view.c, manager-history-view.c */
 GtkWidget *token_view_new(Manager *m, json_t *token);
@@ -75,3 +85,5 @@ void manager_export(Manager *m, const char *token_path, const char *support);
 char *text_clean(const char *s); /* ca_text_clean() with the window's limit */
 char *date_text(const char *rfc3339);
 GtkWidget *row_new(const char *title, const char *subtitle);
+/* The token's current certificate (window JSON), or NULL. */
+json_t *token_current_certificate(json_t *token);

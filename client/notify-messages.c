@@ -268,34 +268,18 @@ void show_pending(AgentToken *t, json_t *action)
 			     .persistent = true});
 }
 
-static const struct {
-	const char *step;
-	const char *text;
-} steps[] = {
-    {"accepted", N_("The activation began")},
-    {"logged-in", N_("Logged in to the token")},
-    {"key-ready", N_("The key is ready on the token")},
-    {"csr-sent", N_("The request went to the CA")},
-    {"issued", N_("The CA issued the certificate")},
-    {"verified", N_("The certificate passed its checks")},
-    {"written", N_("The certificate is on the token")},
-    {"confirmed", N_("The CA was told it is done")},
-};
-
 void show_progress(AgentToken *t, const char *step)
 {
 	_cleanup_free_ char *summary = NULL, *text = NULL;
 	size_t done = 0;
 	Body b;
 
-	for (size_t i = 0; step && i < ELEMENTSOF(steps); i++)
-		if (streq(steps[i].step, step))
-			done = i + 1;
+	done = activation_step_number(step);
 	if (body_open(&b, t->agent->notifier) < 0)
 		return;
 	if (done > 0)
-		body_line(&b, _("Step %zu of %zu: %s."), done, ELEMENTSOF(steps),
-			  _(steps[done - 1].text));
+		body_line(&b, _("Step %zu of %zu: %s."), done, (size_t)ACTIVATION_STEPS,
+			  _(activation_steps[done - 1].text));
 	else
 		body_line(&b, _("Starting…"));
 	body_line(&b, _("Keep the token plugged in."));
@@ -307,7 +291,7 @@ void show_progress(AgentToken *t, const char *step)
 			     .body = text,
 			     .icon = "emblem-synchronizing",
 			     .urgency = URGENCY_NORMAL,
-			     .progress = (int)(done * 100 / ELEMENTSOF(steps)),
+			     .progress = (int)(done * 100 / ACTIVATION_STEPS),
 			     .persistent = true});
 }
 

@@ -267,26 +267,6 @@ static int on_activate_reply(sd_bus_message *m, void *userdata, sd_bus_error *re
 	return 0;
 }
 
-/* A pipe holding pin and a newline, its write end closed: what safecad
- * reads a PIN from. The PIN never travels in a message; it fits the pipe's
- * buffer, so the write does not block. */
-static int pin_pipe(const Pin *pin)
-{
-	_cleanup_close_ int write_end = -1;
-	int fds[2];
-
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	write_end = fds[1];
-	if (write(write_end, pin->data, pin->size) != (ssize_t)pin->size ||
-	    write(write_end, "\n", 1) != 1) {
-		int r = -errno;
-		close(fds[0]);
-		return r;
-	}
-	return fds[0];
-}
-
 static int start_activate_call(AgentToken *t, const char *action, Pin *pin, bool final_try)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;

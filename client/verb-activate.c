@@ -269,21 +269,14 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
 	CallState state = {.error = SD_BUS_ERROR_NULL};
-	int fds[2] = {-1, -1};
+	int fd;
 	sd_event *event = NULL;
 	const char *text;
 	int r, code;
 
-	/* The PIN goes to the daemon through a pipe: never in a message,
-	 * an argument or the environment. It fits the pipe's buffer. */
-	if (pipe2(fds, O_CLOEXEC) < 0)
+	fd = pin_pipe(pin);
+	if (fd < 0)
 		return EXIT_FAILED;
-	if (write(fds[1], pin->data, pin->size) != (ssize_t)pin->size) {
-		close(fds[0]);
-		close(fds[1]);
-		return EXIT_FAILED;
-	}
-	close(fds[1]);
 
 	r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, json_str(token, "path"),
 				SAFECAD_TOKEN_INTERFACE, "ActivationProgress", on_progress, NULL);
@@ -298,8 +291,8 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 						   json_str(token, "path"), SAFECAD_TOKEN_INTERFACE,
 						   "Activate");
 	if (r >= 0)
-		r = sd_bus_message_append(call, "sh", action_id, fds[0]);
-	close(fds[0]);
+		r = sd_bus_message_append(call, "sh", action_id, fd);
+	close(fd);
 	if (r >= 0)
 		r = sd_bus_message_append(call, "a{sv}", 3, "keep_previous", "b", arg_keep_previous,
 					  "allow_final_try", "b", arg_allow_final_try,

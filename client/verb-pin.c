@@ -75,22 +75,6 @@ static int read_twice(Pin **ret)
 	return 0;
 }
 
-/* Writes the PIN into a pipe whose read end goes to safecad. */
-static int pin_pipe(const Pin *pin)
-{
-	int fds[2];
-
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	if (write(fds[1], pin->data, pin->size) != (ssize_t)pin->size) {
-		close(fds[0]);
-		close(fds[1]);
-		return -EIO;
-	}
-	close(fds[1]);
-	return fds[0];
-}
-
 static int change_pin(sd_bus *bus, json_t *token)
 {
 	_cleanup_(pin_freep) Pin *old_pin = NULL, *new_pin = NULL;

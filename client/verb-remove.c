@@ -79,7 +79,7 @@ int verb_remove_previous(int argc, char *argv[])
 	sd_bus_error error = SD_BUS_ERROR_NULL;
 	json_t *token = NULL, *certificate;
 	const char *text;
-	int fds[2] = {-1, -1}, r;
+	int fd, r;
 	bool interrupted;
 
 	if (bus_connect(&bus) < 0 || tokens_read(bus, &tokens) < 0)
@@ -134,15 +134,15 @@ int verb_remove_previous(int argc, char *argv[])
 			r == -ENOTTY ? _("no terminal; use --pin-fd") : strerror(-r));
 		return EXIT_FAILED;
 	}
-	if (pipe2(fds, O_CLOEXEC) < 0 || write(fds[1], pin->data, pin->size) != (ssize_t)pin->size)
+	fd = pin_pipe(pin);
+	if (fd < 0)
 		return EXIT_FAILED;
-	close(fds[1]);
 	r = sd_bus_message_new_method_call(bus, &call, SAFECAD_BUS_NAME, json_str(token, "path"),
 					   SAFECAD_TOKEN_INTERFACE, "RemovePrevious");
 	if (r >= 0)
-		r = sd_bus_message_append(call, "ha{sv}", fds[0], 2, "force", "b", arg_force,
+		r = sd_bus_message_append(call, "ha{sv}", fd, 2, "force", "b", arg_force,
 					  "allow_final_try", "b", arg_allow_final_try);
-	close(fds[0]);
+	close(fd);
 	if (r >= 0)
 		r = sd_bus_call(bus, call, 300 * 1000000ULL, &error, &reply);
 	if (r < 0) {

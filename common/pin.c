@@ -129,3 +129,21 @@ int pin_read_tty(Pin *pin, const char *prompt)
 	close(fd);
 	return r;
 }
+
+int pin_pipe(const Pin *pin)
+{
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	if (write(fds[1], pin->data, pin->size) != (ssize_t)pin->size ||
+	    write(fds[1], "\n", 1) != 1) {
+		int r = errno > 0 ? -errno : -EIO;
+
+		close(fds[0]);
+		close(fds[1]);
+		return r;
+	}
+	close(fds[1]);
+	return fds[0];
+}

@@ -23,6 +23,12 @@ Pin *pin_free(Pin *pin);
  * An empty PIN is -ENODATA. */
 int pin_read_fd(Pin *pin, int fd, int64_t deadline_usec);
 
+/* A pipe holding the PIN and a newline, its write end closed: the read
+ * end (returned, O_CLOEXEC) goes to safecad, so the PIN never travels in a
+ * message, an argument or the environment. It fits the pipe's buffer, so
+ * the write never blocks. */
+int pin_pipe(const Pin *pin);
+
 /* Reads a line from the terminal without echo, after prompt (-ENOTTY when
  * there is no terminal). */
 int pin_read_tty(Pin *pin, const char *prompt);

@@ -95,6 +95,15 @@ class ManagerWindow:
         answer = self._ask(op="dump")
         return [tuple(n) for n in answer.get("nodes", [])]
 
+    def everything(self):
+        """Every node with all an AT-SPI client can read of it."""
+        return self._ask(op="everything").get("nodes", [])
+
+    def type(self, text):
+        """Types ASCII text with the keyboard, into what has the focus."""
+        subprocess.run(["xdotool", "type", "--delay", "60", text], env=self.desktop.env(),
+                       check=True, timeout=30)
+
     def texts(self):
         """Every name and text the window exposes, showing or not."""
         out = []
