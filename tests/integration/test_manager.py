@@ -219,7 +219,7 @@ def test_vietnamese_window_and_screenshot(world, pki, refca, desktop, vi_env):
     w.stop()
 
 
-def test_pending_action_shown_with_activation_not_yet_here(world, pki, refca, desktop):
+def test_pending_action_shown_with_its_activate_button(world, pki, refca, desktop):
     token, old = token_with_pair(world, pki, days_left=25)
     refca.add_action(old, type="renew", message="Gia hạn chứng thư số 1 năm.", **window(365))
     world.start_daemon()
@@ -229,5 +229,5 @@ def test_pending_action_shown_with_activation_not_yet_here(world, pki, refca, de
     assert "Gia hạn chứng thư số 1 năm." in texts, texts
     buttons = w.find("push button", "Activate…")
     assert buttons, [n for n in w.nodes() if n[0] == "push button"]
-    assert all("sensitive" not in states for _, _, states, _ in buttons), buttons
+    assert all("sensitive" in states for _, _, states, _ in buttons), buttons
     w.stop()

@@ -27,22 +27,22 @@ def open_window(world, desktop, gtk_leaks=False, **extra):
     return w.start()
 
 
-def type_pin(w, pin=PIN):
+def type_pin(w, pin=PIN, field="PIN"):
     """Clicks into the PIN field and types the PIN, as a person does."""
-    w.click_pointer("text", "PIN")
+    w.click_pointer("text", field)
     w.type(pin)
 
 
-def pin_nowhere(w, pin=PIN):
+def pin_nowhere(w, pin=PIN, field="PIN"):
     """Nothing any AT-SPI client can read holds the PIN, nor its length."""
     nodes = w.everything()
     assert nodes, "the window exposes nothing at all"
     dump = json.dumps(nodes, ensure_ascii=False)
     assert pin not in dump, "the PIN is readable over AT-SPI"
     assert pin[:4] not in dump
-    field = [n for n in nodes if n["role"] == "text" and n["name"] == "PIN"]
-    assert field, "the PIN field has its accessible name"
-    assert all(n["text"] is None for n in field), f"the PIN field offers a text: {field}"
+    found = [n for n in nodes if n["role"] == "text" and n["name"] == field]
+    assert found, "the PIN field has its accessible name"
+    assert all(n["text"] is None for n in found), f"the PIN field offers a text: {found}"
     assert "●" * len(pin) not in dump
 
 
@@ -371,5 +371,31 @@ def test_daemon_restarted_while_the_certificate_is_shown(world, pki, refca, desk
     w.click("Confirm")
     w.wait_text("The new certificate is loaded on the token", timeout=60)
     assert len(refca.requests("issue")) == 1
+    w.click("OK")
+    w.stop()
+
+
+def test_vietnamese_th1_in_the_guides_words(world, pki, refca, desktop, vi_env):
+    token, old = token_with_pair(world, pki, days_left=20)
+    refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    w = open_window(world, desktop, **vi_env)
+    w.click("Kích hoạt…")
+    texts = w.wait_text("Trước khi kích hoạt, cần biết ba điều")
+    assert any("Hiệu lực mới" in t for t in texts), texts
+    assert not any("New validity" in t for t in texts), "nothing left in English"
+    w.click("Chấp nhận")
+    w.wait_text("Nhập mã PIN của USB token")
+    type_pin(w, field="Mã PIN")
+    pin_nowhere(w, field="Mã PIN")
+    w.click("Đăng nhập")
+    w.wait_text("Kiểm tra chứng thư số đã cấp", timeout=90)
+    shot(desktop, "vi-4-certificate")
+    w.click("Xác nhận")
+    w.wait_text("Đã nạp chứng thư số mới vào USB token", timeout=60)
+    new_serial = refca.requests("issue")[-1]["issued_serial"]
+    obj, cert = find_cert(token, new_serial)
+    sign_and_verify(token, obj["id"], cert)
     w.click("OK")
     w.stop()
