@@ -100,7 +100,8 @@ def main():
         # window manager).
         from harness.manager import ManagerWindow
         desktop.dunstctl("close-all")
-        second, _ = token_with_pair(world, pki, label="Binh Minh 02", days_left=9, key_id="02")
+        token2, second = token_with_pair(world, pki, label="Binh Minh 02", days_left=9,
+                                         key_id="02")
         world.rescan()
         manager = ManagerWindow(world, desktop, **locale).start()
         manager.wait_text("Binh Minh 02")
@@ -111,6 +112,38 @@ def main():
         path = os.path.join(args.out, "manager-tokens.png")
         subprocess.run(["convert", raw, "-crop", "860x620+0+0", "+repage", path], check=True)
         print(path)
+
+        # The activation dialog, TH2: each field old → new, then the issued
+        # certificate before it is written (the guide's Confirm).
+        subject = [[a, "CÔNG TY CỔ PHẦN BÌNH MINH"] if a == "O" else [a, v]
+                   for a, v in second.subject]
+        ca.add_action(second, type="change", subject=subject,
+                      key={"generate": False, "type": "rsa", "bits": 2048},
+                      message="Thay đổi tên doanh nghiệp theo giấy chứng nhận mới.",
+                      **window(300))
+        check(world, token2.serial)
+        manager.click("Kích hoạt…")
+        manager.wait_text("Thông tin: hiện tại → mới")
+
+        def dialog_shot(name):
+            time.sleep(1.0)
+            desktop.screenshot(raw)
+            path = os.path.join(args.out, name)
+            subprocess.run(["convert", raw, "-crop", "640x600+0+0", "+repage", path],
+                           check=True)
+            print(path)
+
+        dialog_shot("manager-activate-changes.png")
+        manager.click("Chấp nhận")
+        manager.wait_text("Nhập mã PIN của USB token")
+        manager.click_pointer("text", "Mã PIN")
+        manager.type(PIN)
+        manager.click("Đăng nhập")
+        manager.wait_text("Kiểm tra chứng thư số đã cấp", timeout=90)
+        dialog_shot("manager-activate-certificate.png")
+        manager.click("Xác nhận")
+        manager.wait_text("Đã nạp chứng thư số mới vào USB token", timeout=60)
+        manager.click("OK")
         manager.stop()
         manager.close()
         assert shim
