@@ -399,3 +399,31 @@ def test_vietnamese_th1_in_the_guides_words(world, pki, refca, desktop, vi_env):
     sign_and_verify(token, obj["id"], cert)
     w.click("OK")
     w.stop()
+
+
+def test_a_certificate_that_fails_a_check_is_never_shown_for_confirm(
+        world, pki, refca, desktop):
+    """The CA answers with a certificate for another key: the dialog says
+    the activation stopped, with the CA's support line, and nothing is
+    written; it never offers that certificate for Confirm."""
+    token, old = token_with_pair(world, pki)
+    refca.add_action(old, type="renew", **window())
+    world.start_daemon()
+    check(world, token.serial)
+    before = snapshot(token)
+    refca.fault("issue", "wrong_key")
+    w = open_window(world, desktop)
+    w.wait_text("Renewal offered by the CA")
+    start_dialog(w)
+    w.click("Accept")
+    type_pin(w)
+    w.click("Log in")
+    texts = w.wait_text("The activation stopped", timeout=90)
+    assert any(SUPPORT in t for t in texts), f"the CA's support line: {texts}"
+    assert not any("Check the issued certificate" in t for t in texts
+                   if t == "Check the issued certificate"), texts
+    assert snapshot(token)["certificates"] == before["certificates"]
+    assert refca.requests("confirm") == []
+    sign_and_verify(token, "01", old.cert)
+    w.click("OK")
+    w.stop()
