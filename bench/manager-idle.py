@@ -233,14 +233,7 @@ def main():
             token_with_pair(world, pki, label=label, days_left=40 + 100 * i)
         world.start_daemon()
         world.insert_card()
-        desktop = Desktop(os.path.join(directory, "desktop"))
-        # The session bus inherits this environment, and so does the
-        # accessibility bus it starts: without these its socket is
-        # ~/.cache/at-spi/bus, shared with every other session of the user,
-        # and gone when another one's bus stops.
-        os.environ["HOME"] = desktop.home
-        os.environ["XDG_RUNTIME_DIR"] = desktop.runtime
-        desktop.start("plain")
+        desktop = Desktop(os.path.join(directory, "desktop")).start("plain")
         bench = Bench(world, desktop, args.renderer)
 
         rest = {}
