@@ -46,8 +46,9 @@ static void refresh_done(Refresh *r)
 				json_array_append(tokens, token);
 		}
 		/* The view is built anew only when something changed: a reading
-		 * that finds all as it was (the window coming to the front)
-		 * must not pull the rows from under the person's pointer. */
+		 * that finds all as it was (a signal about what the window does
+		 * not show) must not pull the rows from under the person's
+		 * pointer. */
 		same = m->tokens && m->activations && json_equal(tokens, m->tokens) &&
 		       json_equal(activations, m->activations) &&
 		       streq_ptr(r->unreachable, m->unreachable);
@@ -230,6 +231,10 @@ int manager_bus_start(Manager *m, GError **error)
 	    NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal, m, NULL);
 	m->subscriptions[1] = g_dbus_connection_signal_subscribe(
 	    m->bus, SAFECAD_BUS_NAME, SAFECAD_MANAGER_INTERFACE, "TokenRemoved",
+	    SAFECAD_MANAGER_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal, m, NULL);
+	/* A tick from safectl or another window shows here at once. */
+	m->subscriptions[3] = g_dbus_connection_signal_subscribe(
+	    m->bus, SAFECAD_BUS_NAME, SAFECAD_MANAGER_INTERFACE, "HistoryChanged",
 	    SAFECAD_MANAGER_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal, m, NULL);
 	m->subscriptions[2] = g_dbus_connection_signal_subscribe(
 	    m->bus, SAFECAD_BUS_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged", NULL,

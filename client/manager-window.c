@@ -93,14 +93,6 @@ static GtkWidget *message_bar_new(Manager *m)
 	return bar;
 }
 
-static void on_active(GtkWindow *window, GParamSpec *pspec, gpointer data)
-{
-	/* safecad announces tokens and their changes, not the history: a tick
-	 * from safectl or another window shows when the person comes back. */
-	if (gtk_window_is_active(window))
-		manager_refresh(data);
-}
-
 void manager_window_new(Manager *m)
 {
 	GtkWidget *window = adw_application_window_new(GTK_APPLICATION(m->application));
@@ -126,7 +118,6 @@ void manager_window_new(Manager *m)
 	gtk_widget_set_vexpand(scrolled, TRUE);
 	gtk_box_append(GTK_BOX(layout), scrolled);
 	adw_application_window_set_content(ADW_APPLICATION_WINDOW(window), layout);
-	g_signal_connect(window, "notify::is-active", G_CALLBACK(on_active), m);
 	m->window = GTK_WINDOW(window);
 	m->content = ADW_BIN(content);
 	/* Until the first answer: say nothing rather than "no token". */

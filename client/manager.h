@@ -25,7 +25,7 @@ typedef struct Manager {
 	GDBusConnection *bus;
 	GCancellable *cancellable;
 	guint name_watch;
-	guint subscriptions[3];
+	guint subscriptions[4];
 	guint refresh_source;
 	unsigned generation;
 	unsigned calls;	   /* in flight: waited for before the bus is let go */

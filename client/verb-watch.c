@@ -50,6 +50,12 @@ static int on_token_signal(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	return 0;
 }
 
+static int on_history_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	emit("history-changed", NULL, NULL, NULL);
+	return 0;
+}
+
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	_cleanup_json_ json_t *names = json_array();
@@ -111,6 +117,10 @@ int verb_watch(int argc, char *argv[])
 		r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, SAFECAD_MANAGER_PATH,
 					SAFECAD_MANAGER_INTERFACE, "TokenRemoved", on_token_signal,
 					NULL);
+	if (r >= 0)
+		r = sd_bus_match_signal(bus, NULL, SAFECAD_BUS_NAME, SAFECAD_MANAGER_PATH,
+					SAFECAD_MANAGER_INTERFACE, "HistoryChanged",
+					on_history_changed, NULL);
 	if (r >= 0)
 		r = sd_bus_add_match(bus, NULL,
 				     "type='signal',sender='" SAFECAD_BUS_NAME

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "bus-manager.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "build-config.h"
 #include "bus-names.h"
@@ -208,6 +211,9 @@ void manager_set_hotplug(Context *context, bool enabled)
 
 void manager_clear(Context *context)
 {
+	/* After the jobs: no thread changes the history any more. */
+	history_set_observer(NULL, NULL);
+	context->history_changed = sd_event_source_disable_unref(context->history_changed);
 	for (size_t i = 0; i < context->n_rescans; i++)
 		sd_bus_message_unref(context->rescans[i].reply);
 	free(context->rescans);
@@ -359,8 +365,50 @@ static const sd_bus_vtable manager_vtable[] = {
 			     , method_tick_agencies, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("TokenAdded", "os", SD_BUS_PARAM(path) SD_BUS_PARAM(serial), 0),
     SD_BUS_SIGNAL_WITH_NAMES("TokenRemoved", "os", SD_BUS_PARAM(path) SD_BUS_PARAM(serial), 0),
+    SD_BUS_SIGNAL("HistoryChanged", "", 0),
     SD_BUS_VTABLE_END,
 };
+
+/* On whatever thread changed the history (a job's, or the main loop's):
+ * only a wake-up of the main loop, which announces it. */
+static void on_history_changed(void *userdata)
+{
+	(void)eventfd_write((int)(intptr_t)userdata, 1);
+}
+
+static int on_history_event(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	Context *context = userdata;
+	eventfd_t value;
+	int r;
+
+	/* Changes made before the loop got here are announced together. */
+	(void)eventfd_read(fd, &value);
+	r = sd_bus_emit_signal(context->bus, SAFECAD_MANAGER_PATH, SAFECAD_MANAGER_INTERFACE,
+			       "HistoryChanged", "");
+	if (r < 0)
+		log_warning_errno(r, "Cannot emit HistoryChanged: %m, ignoring.");
+	return 0;
+}
+
+static int history_follow(Context *context)
+{
+	int fd, r;
+
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	r = sd_event_add_io(context->event, &context->history_changed, fd, EPOLLIN,
+			    on_history_event, context);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	(void)sd_event_source_set_io_fd_own(context->history_changed, true);
+	(void)sd_event_source_set_description(context->history_changed, "history");
+	history_set_observer(on_history_changed, (void *)(intptr_t)fd);
+	return 0;
+}
 
 int bus_manager_register(Context *context)
 {
@@ -372,6 +420,9 @@ int bus_manager_register(Context *context)
 		return r;
 	r = sd_bus_add_object_manager(context->bus, &context->object_manager_slot,
 				      SAFECAD_OBJECT_MANAGER_PATH);
+	if (r < 0)
+		return r;
+	r = history_follow(context);
 	if (r < 0)
 		return r;
 	return bus_token_register(context);

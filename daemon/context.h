@@ -47,7 +47,8 @@ typedef struct Context {
 	 * running): reread after each activation. */
 	json_t *journals;
 	sd_event_source *daily;
-	sd_event_source *metrics_defer; /* a metrics write due */
+	sd_event_source *metrics_defer;	  /* a metrics write due */
+	sd_event_source *history_changed; /* owns the eventfd history.c pokes */
 	bool metrics_failing;
 
 	sd_bus_slot *manager_slot;

@@ -16,6 +16,32 @@
 #define HISTORY_MAX_AGENCIES 64
 
 static pthread_mutex_t history_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Under history_lock. */
+static history_observer_t observer;
+static void *observer_userdata;
+/* The last load found the file damaged: set aside once is one change, not
+ * one on every read while it cannot be moved. */
+static bool damaged;
+
+void history_set_observer(history_observer_t fn, void *userdata)
+{
+	pthread_mutex_lock(&history_lock);
+	observer = fn;
+	observer_userdata = userdata;
+	pthread_mutex_unlock(&history_lock);
+}
+
+/* Under history_lock, when what history_read() returns has changed; the
+ * observer is told once the lock is let go. */
+static void unlock_and_tell(bool changed)
+{
+	history_observer_t fn = changed ? observer : NULL;
+	void *userdata = observer_userdata;
+
+	pthread_mutex_unlock(&history_lock);
+	if (fn)
+		fn(userdata);
+}
 
 static char *history_path(void)
 {
@@ -64,7 +90,7 @@ static int check(json_t *history, const char *path, const char **ret_bad)
 	return 0;
 }
 
-static int load(json_t **ret)
+static int load(json_t **ret, bool *changed)
 {
 	_cleanup_free_ char *path = history_path();
 	json_t *history = NULL;
@@ -75,6 +101,10 @@ static int load(json_t **ret)
 	r = state_file_load(path, HISTORY_MAX_SIZE, check, "The history", &history);
 	/* A history that cannot be used is kept aside for the user (said
 	 * there), and a new one begins. */
+	if (r == -EBADMSG && !damaged)
+		*changed = true;
+	if (r != -ENOMEM)
+		damaged = r == -EBADMSG;
 	if (r == -ENOENT || r == -EBADMSG) {
 		history = json_pack("{s:[]}", "activations");
 		r = history ? 0 : -ENOMEM;
@@ -119,10 +149,11 @@ int history_add(json_t *entry)
 	const char *token = json_string_value(json_object_get(entry, "token"));
 	const char *action = json_string_value(json_object_get(entry, "action"));
 	json_t *history = NULL, *activations;
+	bool changed = false;
 	int r;
 
 	pthread_mutex_lock(&history_lock);
-	r = load(&history);
+	r = load(&history, &changed);
 	if (r >= 0) {
 		activations = json_object_get(history, "activations");
 		if (!find(activations, token, action)) {
@@ -130,9 +161,10 @@ int history_add(json_t *entry)
 			while (json_array_size(activations) > HISTORY_MAX_ENTRIES)
 				json_array_remove(activations, json_array_size(activations) - 1);
 			r = save(history);
+			changed = changed || r >= 0;
 		}
 	}
-	pthread_mutex_unlock(&history_lock);
+	unlock_and_tell(changed);
 	json_decref(history);
 	return r;
 }
@@ -141,10 +173,11 @@ int history_set_completed(const char *token, const char *action, int64_t t)
 {
 	json_t *history = NULL, *entry;
 	char buf[32];
+	bool changed = false;
 	int r;
 
 	pthread_mutex_lock(&history_lock);
-	r = load(&history);
+	r = load(&history, &changed);
 	if (r >= 0) {
 		entry = find(json_object_get(history, "activations"), token, action);
 		if (!entry)
@@ -154,9 +187,10 @@ int history_set_completed(const char *token, const char *action, int64_t t)
 			json_object_set_new(entry, "completed",
 					    json_string(format_rfc3339(buf, sizeof(buf), t)));
 			r = save(history);
+			changed = changed || r >= 0;
 		}
 	}
-	pthread_mutex_unlock(&history_lock);
+	unlock_and_tell(changed);
 	json_decref(history);
 	return r;
 }
@@ -164,20 +198,23 @@ int history_set_completed(const char *token, const char *action, int64_t t)
 int history_set_member(const char *token, const char *action, const char *key, json_t *value)
 {
 	json_t *history = NULL, *entry;
+	bool changed = false;
 	int r;
 
 	pthread_mutex_lock(&history_lock);
-	r = load(&history);
+	r = load(&history, &changed);
 	if (r >= 0) {
 		entry = find(json_object_get(history, "activations"), token, action);
 		if (!entry)
 			r = -ENOENT;
 		else {
+			bool same = json_equal(json_object_get(entry, key), value);
 			json_object_set(entry, key, value);
 			r = save(history);
+			changed = changed || (r >= 0 && !same);
 		}
 	}
-	pthread_mutex_unlock(&history_lock);
+	unlock_and_tell(changed);
 	json_decref(history);
 	return r;
 }
@@ -199,11 +236,14 @@ static bool agency_listed(json_t *agencies, const char *id, json_t **ret)
 }
 
 /* Every id is checked before any is ticked, so a typo changes nothing. */
-static int tick(json_t *history, const char *action, const char *const *ids, size_t n_ids)
+static int tick(json_t *history, const char *action, const char *const *ids, size_t n_ids,
+		bool *changed)
 {
 	json_t *activations = json_object_get(history, "activations");
 	json_t *entry = action ? find(activations, NULL, action) : json_array_get(activations, 0);
 	json_t *agencies = json_object_get(entry, "agencies");
+	bool ticked = false;
+	int r;
 
 	if (!entry)
 		return -ENOENT;
@@ -212,33 +252,40 @@ static int tick(json_t *history, const char *action, const char *const *ids, siz
 			return -ESRCH;
 	for (size_t k = 0; k < n_ids; k++) {
 		json_t *agency = NULL;
-		if (agency_listed(agencies, ids[k], &agency))
+		if (agency_listed(agencies, ids[k], &agency) &&
+		    !json_is_true(json_object_get(agency, "done"))) {
 			json_object_set_new(agency, "done", json_true());
+			ticked = true;
+		}
 	}
-	return save(history);
+	r = save(history);
+	*changed = *changed || (r >= 0 && ticked);
+	return r;
 }
 
 int history_tick_agencies(const char *action, const char *const *ids, size_t n_ids)
 {
 	json_t *history = NULL;
+	bool changed = false;
 	int r;
 
 	pthread_mutex_lock(&history_lock);
-	r = load(&history);
+	r = load(&history, &changed);
 	if (r >= 0)
-		r = tick(history, action, ids, n_ids);
-	pthread_mutex_unlock(&history_lock);
+		r = tick(history, action, ids, n_ids, &changed);
+	unlock_and_tell(changed);
 	json_decref(history);
 	return r;
 }
 
 int history_read(json_t **ret)
 {
+	bool changed = false;
 	int r;
 
 	pthread_mutex_lock(&history_lock);
-	r = load(ret);
-	pthread_mutex_unlock(&history_lock);
+	r = load(ret, &changed);
+	unlock_and_tell(changed);
 	return r;
 }
 

@@ -29,3 +29,10 @@ json_t *history_latest(json_t *history, const char *token_serial);
 
 /* The whole history, {"activations": [...]}. */
 int history_read(json_t **ret);
+
+/* Called after each change of what history_read() returns (an activation
+ * recorded or completed, a member set, agencies ticked, a damaged history
+ * set aside and begun anew), once per change, on the thread that made it
+ * and outside the history's lock. NULL stops it. */
+typedef void (*history_observer_t)(void *userdata);
+void history_set_observer(history_observer_t fn, void *userdata);

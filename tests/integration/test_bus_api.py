@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from gi.repository import GLib
 
 from harness import bus as busmod
+from harness.refca import (  # noqa: F401 - refca is a fixture
+    activate, check, refca, safectl_json, token_with_pair, window)
 from harness.safecad import REPO, find_token
 
 ECS = "org.freedesktop.DBus.Property.EmitsChangedSignal"
@@ -203,3 +205,70 @@ def test_token_changes_are_announced_in_order(world, pki):
         lambda s: s.member == "PropertiesChanged" and s.path == busmod.MANAGER_PATH
         and s.args[0] == busmod.MANAGER_IFACE, timeout=5, what="PropertiesChanged(Tokens)")
     assert changed.args[1].get("Tokens", []) == [] or "Tokens" in changed.args[2]
+
+
+def _history_changes(listener, wait=1.5):
+    """The HistoryChanged signals that came since the last call, after
+    `wait` s of quiet (they are consumed)."""
+    signals = [s for s in listener.drain(wait) if s.member == "HistoryChanged"]
+    listener.seen[:] = [s for s in listener.seen if s.member != "HistoryChanged"]
+    for s in signals:
+        assert s.path == busmod.MANAGER_PATH and s.args == (), s
+    return signals
+
+
+def test_history_changed_once_per_change(world, pki, refca):
+    """HistoryChanged follows what GetHistory returns: the activation
+    recorded and then confirmed by the CA, a tick from another client,
+    and nothing for reads, a tick that changes nothing or one refused."""
+    token, old = token_with_pair(world, pki, days_left=20)
+    action = refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    listener = world.listener()
+    assert _history_changes(listener, 0.5) == []
+
+    run = activate(world, token.serial, action["id"])
+    assert run.rc == 0, run
+    entry = safectl_json(world, "history")["activations"][0]
+    assert entry["completed"], entry
+    # Recorded when written, then completed when the CA confirmed: two
+    # changes, which may come as one when they are close together.
+    assert 1 <= len(_history_changes(listener)) <= 2
+
+    # Reading changes nothing.
+    conn = world.bus.connection()
+    for _ in range(3):
+        busmod.call(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE, "GetHistory")
+    assert _history_changes(listener) == []
+
+    # A tick from another client: exactly one signal, which `safectl
+    # watch` prints.
+    watch = world.watch()
+    agency = entry["agencies"][0]["id"]
+    rc, out, err = world.safectl("agencies", "done", agency)
+    assert rc == 0, out + err
+    assert len(_history_changes(listener)) == 1
+    assert watch.wait_event("history-changed", None)["path"] is None
+    # The same tick again, and one refused: the history is as it was.
+    assert world.safectl("agencies", "done", agency)[0] == 0
+    assert world.safectl("agencies", "done", "no-such-agency")[0] != 0
+    assert _history_changes(listener) == []
+
+
+def test_history_changed_when_damaged_history_is_set_aside(world):
+    """A history found damaged is set aside and begun anew: one signal,
+    and none for the reads after it."""
+    world.start_daemon()
+    listener = world.listener()
+    conn = world.bus.connection()
+    busmod.call(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE, "GetHistory")
+    assert _history_changes(listener) == []
+    with open(os.path.join(world.statedir, "history.json"), "w") as f:
+        f.write('{"activations": [{"action": 7}]}')
+    busmod.call(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE, "GetHistory")
+    assert len(_history_changes(listener)) == 1
+    assert any(n.startswith("history.json.damaged-") for n in os.listdir(world.statedir))
+    for _ in range(3):
+        busmod.call(conn, busmod.MANAGER_PATH, busmod.MANAGER_IFACE, "GetHistory")
+    assert _history_changes(listener) == []

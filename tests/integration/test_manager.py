@@ -144,6 +144,30 @@ def test_step3_ticks_reach_safecad_and_sites_open(world, pki, refca, desktop):
     desktop.stop_agent(agent)
 
 
+def checked(w, name):
+    return any(role == "check box" and n == name and "checked" in states
+               for role, n, states, text in w.nodes())
+
+
+def test_tick_from_safectl_shows_without_focus(world, pki, refca, desktop):
+    """safecad announces history changes: a tick made elsewhere shows in
+    the open window while it stays as it is, not only when it comes back
+    to the front."""
+    token, old, entry = renewed(world, pki, refca)
+    w = open_window(world, desktop)
+    name = AGENCY_NAMES["customs"]
+    w.wait_text(name)
+    assert not checked(w, name)
+    # The window has had its focus change; from here on nothing touches it.
+    time.sleep(1)
+    rc, out, err = world.safectl("agencies", "done", "customs")
+    assert rc == 0, out + err
+    wait_until(lambda: checked(w, name), timeout=10,
+               message="the tick from safectl shown in the window")
+    assert not checked(w, AGENCY_NAMES["tax"])
+    w.stop()
+
+
 def test_export_writes_what_openssl_reads(world, pki, refca, desktop):
     token, old, entry = renewed(world, pki, refca)
     new_serial = entry["new_serial"]

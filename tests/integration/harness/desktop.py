@@ -283,9 +283,15 @@ class Desktop:
         if not number:
             raise RuntimeError("Xvfb did not start")
         self.display = f":{number}"
+        # What the bus starts inherits this: the accessibility bus puts its
+        # socket in XDG_RUNTIME_DIR, else in ~/.cache/at-spi/bus, one path
+        # for every session of the user, taken over by the latest one and
+        # removed when any one ends.
+        env = dict(os.environ, HOME=self.home, XDG_RUNTIME_DIR=self.runtime,
+                   DISPLAY=self.display)
         bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address",
                                 f"--address=unix:path={os.path.join(self.dir, 'session-bus')}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                start_new_session=True)
         self.procs.append(bus)
         self.address = bus.stdout.readline().decode().strip()
