@@ -70,6 +70,9 @@ char *manager_text_with_support(const char *words, const char *support);
  * for one of the token's pending actions or its interrupted activation. */
 void manager_activate(Manager *m, const char *serial, const char *action);
 
+/* manager-pin-change.c: the dialog that changes the token's PIN. */
+void manager_change_pin(Manager *m, const char *serial);
+
 /* manager-checklist.c: the Step 3 page of an activation. */
 void manager_show_checklist(Manager *m, const char *action);
 
