@@ -13,6 +13,7 @@ void dialog_frame_init(DialogFrame *f, Manager *m, const char *title, int height
 	GtkWidget *header = adw_header_bar_new();
 	GtkWidget *buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
 
+	f->manager = m;
 	f->window = GTK_WINDOW(adw_window_new());
 	gtk_window_set_title(f->window, title);
 	gtk_window_set_modal(f->window, TRUE);
@@ -49,6 +50,164 @@ void dialog_frame_show(DialogFrame *f, const char *page, const char *primary, co
 		gtk_button_set_label(GTK_BUTTON(f->cancel), cancel);
 	gtk_widget_set_sensitive(f->primary, TRUE);
 	gtk_widget_set_sensitive(f->cancel, TRUE);
+}
+
+static void on_primary(GtkButton *button, gpointer data)
+{
+	DialogFrame *f = data;
+
+	if (f->done)
+		gtk_window_destroy(f->window);
+	else if (!f->running)
+		f->act(f);
+}
+
+static void on_cancel(GtkButton *button, gpointer data)
+{
+	DialogFrame *f = data;
+
+	if (!f->running)
+		gtk_window_destroy(f->window);
+}
+
+static gboolean on_close_request(GtkWindow *window, gpointer data)
+{
+	DialogFrame *f = data;
+
+	/* Stays while the token is worked on, to say how it ended. */
+	return f->running;
+}
+
+static void frame_free(DialogFrame *f)
+{
+	g_free(f->path);
+	g_free(f->support);
+	g_free(f->first);
+	g_free(f);
+}
+
+static void on_destroy(GtkWidget *widget, gpointer data)
+{
+	DialogFrame *f = data;
+
+	f->window = NULL;
+	if (!f->running)
+		frame_free(f);
+}
+
+void dialog_frame_run(DialogFrame *f, json_t *token)
+{
+	f->path = g_strdup(json_string_value(json_object_get(token, "path")));
+	f->support = g_strdup(json_string_value(json_object_get(token, "Support")));
+	g_signal_connect(f->cancel, "clicked", G_CALLBACK(on_cancel), f);
+	g_signal_connect(f->primary, "clicked", G_CALLBACK(on_primary), f);
+	g_signal_connect(f->window, "close-request", G_CALLBACK(on_close_request), f);
+	g_signal_connect(f->window, "destroy", G_CALLBACK(on_destroy), f);
+}
+
+void dialog_frame_open(DialogFrame *f, Manager *m, json_t *token, const char *title,
+		       GtkWidget *page, const char *primary, void (*act)(DialogFrame *f),
+		       bool (*ready)(DialogFrame *f))
+{
+	f->act = act;
+	f->ready = ready;
+	dialog_frame_init(f, m, title, 600);
+	gtk_stack_add_named(f->stack, page, "main");
+	dialog_frame_run(f, token);
+	dialog_frame_show(f, "main", primary, _("Cancel"));
+	dialog_frame_prepare(f);
+	gtk_window_present(f->window);
+}
+
+void dialog_frame_update(DialogFrame *f)
+{
+	gtk_widget_set_sensitive(f->primary, !f->running && !f->rules.locked &&
+						 !final_try_blocks(f->final_try) && f->ready(f));
+	gtk_widget_set_sensitive(f->cancel, !f->running);
+}
+
+static void on_final_try_toggled(GtkCheckButton *check, gpointer data)
+{
+	dialog_frame_update(data);
+}
+
+void dialog_frame_add_pin_end(DialogFrame *f, GtkWidget *box)
+{
+	f->final_try = final_try_check_new();
+	g_signal_connect(f->final_try, "toggled", G_CALLBACK(on_final_try_toggled), f);
+	gtk_box_append(GTK_BOX(box), f->final_try);
+	f->error = dialog_error_new();
+	gtk_box_append(GTK_BOX(box), GTK_WIDGET(f->error));
+}
+
+void dialog_frame_prepare(DialogFrame *f)
+{
+	g_autofree char *note = pin_rules_note(&f->rules, f->first, f->support);
+
+	gtk_label_set_text(f->note, note);
+	gtk_widget_set_visible(f->fields, !f->rules.locked);
+	gtk_widget_set_visible(f->final_try, !f->rules.locked && f->rules.final_try);
+	gtk_widget_set_visible(f->primary, !f->rules.locked);
+	gtk_button_set_label(GTK_BUTTON(f->cancel), f->rules.locked ? _("Close") : _("Cancel"));
+	dialog_frame_update(f);
+}
+
+void dialog_frame_activate(DialogFrame *f)
+{
+	if (gtk_widget_get_visible(f->primary) && gtk_widget_get_sensitive(f->primary))
+		on_primary(NULL, f);
+}
+
+void dialog_frame_call(DialogFrame *f, const char *method, GVariant *parameters, GUnixFDList *fds,
+		       int timeout_ms, GAsyncReadyCallback callback, const char *note)
+{
+	Manager *m = f->manager;
+
+	dialog_say(f->error, NULL);
+	f->running = true;
+	manager_call_started(m);
+	g_dbus_connection_call_with_unix_fd_list(m->bus, SAFECAD_BUS_NAME, f->path,
+						 SAFECAD_TOKEN_INTERFACE, method, parameters, NULL,
+						 G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION,
+						 timeout_ms, fds, m->cancellable, callback, f);
+	gtk_label_set_text(f->note, note);
+	dialog_frame_update(f);
+}
+
+bool dialog_frame_answered(DialogFrame *f, const GError *error)
+{
+	bool cancelled = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+	f->running = false;
+	if (!cancelled)
+		manager_refresh(f->manager);
+	manager_call_done(f->manager);
+	if (!f->window) {
+		frame_free(f);
+		return false;
+	}
+	return !cancelled;
+}
+
+void dialog_frame_end(DialogFrame *f, const char *title, const char *text)
+{
+	f->done = true;
+	dialog_frame_replace(f, "end", dialog_end_page(title, text));
+	dialog_frame_show(f, "end", _("Close"), NULL);
+}
+
+void dialog_frame_failed(DialogFrame *f, const GError *error, const char *title)
+{
+	g_autofree char *text = pin_error_text(error, &f->rules);
+
+	if (text) {
+		/* Stays, for the person to look again at what was typed. */
+		dialog_say(f->error, text);
+		dialog_frame_prepare(f);
+		return;
+	}
+	text = manager_error_text(error, f->support);
+	dialog_frame_end(f, title, text);
 }
 
 void dialog_frame_replace(DialogFrame *f, const char *name, GtkWidget *child)
