@@ -194,6 +194,32 @@ static void add_change_pin_button(Manager *m, GtkWidget *row, json_t *token, con
 	adw_action_row_add_suffix(ADW_ACTION_ROW(row), button);
 }
 
+static void on_remove_previous(GtkButton *button, gpointer data)
+{
+	manager_remove_previous(data, g_object_get_data(G_OBJECT(button), "serial"));
+}
+
+/* Only while the latest activation left something to remove. */
+static void add_remove_previous(Manager *m, GtkWidget *group, json_t *token, const char *label)
+{
+	json_t *latest = manager_latest_activation(m, member(token, "Serial"));
+	g_autofree char *name = NULL;
+	g_autofree char *subtitle = NULL;
+	GtkWidget *button, *row;
+
+	if (!manager_previous_removable(m, token))
+		return;
+	name = g_strdup_printf(_("Remove the previous certificate of %s"), label);
+	subtitle = g_strdup_printf(_("Certificate %s, replaced by the latest activation: remove "
+				     "it once every agency knows the new one."),
+				   member(latest, "old_serial"));
+	button = token_button_new(token, _("Remove previous certificate…"), name);
+	row = row_new(_("Previous certificate"), subtitle);
+	g_signal_connect(button, "clicked", G_CALLBACK(on_remove_previous), m);
+	adw_action_row_add_suffix(ADW_ACTION_ROW(row), button);
+	adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
+}
+
 static void on_export(GtkButton *button, gpointer data)
 {
 	Manager *m = data;
@@ -272,6 +298,7 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 		add_row(group, _("Plugged in"), _("No: plug the token in to go on."));
 	add_pending(m, group, token);
 	add_certificates(group, token);
+	add_remove_previous(m, group, token, label);
 	if (certificate) {
 		g_autofree char *name = g_strdup_printf(_("Export the certificate of %s"), label);
 		GtkWidget *button = gtk_button_new_with_label(_("Export certificate…"));

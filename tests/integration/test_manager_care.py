@@ -11,7 +11,8 @@ import time
 
 from harness.pinshim import pin_shim  # noqa: F401 - a fixture
 from harness.refca import (  # noqa: F401 - refca is a fixture
-    PIN, SUPPORT, token_with_pair, refca)
+    PIN, SUPPORT, activate, certificates, check, find_cert, private_keys, refca, serial_hex,
+    sign_and_verify, token_with_pair, window)
 from harness.safecad import wait_until
 from test_manager import desktop, open_window  # noqa: F401 - desktop is a fixture
 
@@ -81,7 +82,11 @@ def logs_in(shim, token, pin):
 
 def test_change_pin_then_the_new_one_logs_in(world, pki, pin_shim, desktop):
     token = ready(world, pki, pin_shim)
-    w = open_change(world, desktop)
+    w = open_window(world, desktop)
+    w.wait_text(f"Token {LABEL}")
+    # No activation replaced anything: there is nothing to remove.
+    assert not w.find("push button", f"Remove the previous certificate of {LABEL}")
+    w.click(f"Change the PIN of {LABEL}")
     texts = w.wait_text("A PIN has")
     assert any("Vietnamese input method" in t for t in texts), texts
     type_all(w, PIN, NEW_PIN, NEW_PIN)
@@ -170,4 +175,65 @@ def test_final_try_ticked_changes_the_pin(world, pki, pin_shim, desktop):
     assert logs_in(pin_shim, token, NEW_PIN)
     w.click("Close")
     wait_until(lambda: not showing(w, "text", "New PIN again"), message="the dialog closed")
+    w.stop()
+
+
+def test_a_token_that_asks_for_a_new_pin_says_so(world, pki, pin_shim, desktop):
+    ready(world, pki, pin_shim, must_change=1)
+    w = open_window(world, desktop)
+    w.wait_text("The token asks for a new PIN.")
+    w.click(f"Change the PIN of {LABEL}")
+    w.wait_text("The token asks for a new PIN: it was given with a PIN")
+    w.stop()
+
+
+# --- removing the previous certificate ---------------------------------------
+
+
+def renewed(world, pki, refca):
+    """A token whose pair was renewed with a new key, Step 3 unticked."""
+    token, old = token_with_pair(world, pki, label=LABEL)
+    refca.add_action(old, type="renew", **window())
+    world.start_daemon()
+    check(world, token.serial)
+    run = activate(world, token.serial)
+    assert run.rc == 0, run
+    return token, old, refca.requests("issue")[-1]["issued_serial"]
+
+
+def serials(token):
+    return [serial_hex(c) for _, c in certificates(token)]
+
+
+def test_remove_previous_waits_for_step_3_unless_insisted(world, pki, refca, desktop):
+    token, old, new_serial = renewed(world, pki, refca)
+    # Ticking a check box leaves GTK 4.8's 8 bytes (see above).
+    w = open_window(world, desktop, gtk_leaks=True)
+    w.wait_text(f"Certificate {old.serial}, replaced by the latest activation")
+    w.click(f"Remove the previous certificate of {LABEL}")
+    texts = w.wait_text("What goes")
+    assert any("What stays" in t for t in texts), texts
+    assert any(f"Certificate {new_serial} (current)" in t for t in texts), texts
+    assert any("Its key (ID 01) goes too." in t for t in texts), texts
+    w.wait_text("Step 3 is not finished")
+    type_into(w, "PIN", PIN)
+    pins_nowhere(w, (PIN,), ("PIN",))
+    time.sleep(1)
+    assert not sensitive(w, "Remove"), "removed while Step 3 is open"
+    w.key("Return")
+    time.sleep(1)
+    assert old.serial in serials(token) and len(private_keys(token)) == 2
+
+    w.toggle("Remove anyway, Step 3 is not finished")
+    wait_until(lambda: sensitive(w, "Remove"), message="Remove allowed once insisted")
+    w.click("Remove")
+    w.wait_text("The previous certificate was removed", timeout=60)
+    w.wait_text(f"Removed certificate {old.serial} and its key.")
+    assert serials(token) == [new_serial]
+    new_obj, new_cert = find_cert(token, new_serial)
+    assert [k["id"] for k in private_keys(token)] == [new_obj["id"]]
+    sign_and_verify(token, new_obj["id"], new_cert)
+    w.click("Close")
+    # The window read the token again: nothing is left to remove.
+    w.wait_no_text(f"Remove the previous certificate of {LABEL}")
     w.stop()
