@@ -2,6 +2,7 @@
 #include "action.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "i18n.h"
 #include "macro.h"
@@ -98,4 +99,17 @@ size_t activation_step_number(const char *step)
 		if (streq(activation_steps[i].step, step))
 			return i + 1;
 	return 0;
+}
+
+json_t *certificate_find(json_t *certificates, const char *serial)
+{
+	size_t i;
+	json_t *certificate;
+
+	json_array_foreach(certificates, i, certificate)
+	{
+		if (strcasecmp(member_str(certificate, "serial"), serial) == 0)
+			return certificate;
+	}
+	return NULL;
 }

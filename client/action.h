@@ -33,3 +33,7 @@ extern const ActivationStep activation_steps[ACTIVATION_STEPS];
 
 /* 1 for "accepted" … 8 for "confirmed"; 0 for NULL or a step not known. */
 size_t activation_step_number(const char *step);
+
+/* The certificate with this serial (any case of its hex digits) in a list
+ * of certificates as safectl and the window read them, or NULL. */
+json_t *certificate_find(json_t *certificates, const char *serial);

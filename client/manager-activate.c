@@ -13,15 +13,11 @@
  * leaves the activation interrupted at "verified", resumable. */
 #include "manager.h"
 
-#include <fcntl.h>
-#include <gio/gunixfdlist.h>
-#include <unistd.h>
-
 #include "action.h"
 #include "bus-names.h"
 #include "i18n.h"
 #include "macro.h"
-#include "manager-pin-entry.h"
+#include "manager-dialog.h"
 
 /* A key made on a real token takes up to a minute; the CA may be slow;
  * the person has [activation] confirm_timeout to look at the certificate. */
@@ -39,9 +35,7 @@ typedef enum Page {
 typedef struct Activation {
 	unsigned ref;
 	Manager *manager;
-	GtkWindow *dialog; /* NULL once closed */
-	GtkStack *stack;
-	GtkWidget *cancel, *primary;
+	DialogFrame f; /* f.window NULL once closed */
 	Page page;
 
 	char *path, *serial, *support, *action_id;
@@ -54,8 +48,7 @@ typedef struct Activation {
 	ManagerPinEntry *pin;
 	GtkLabel *pin_note, *pin_error;
 	GtkWidget *final_try; /* the check box that allows the last try */
-	unsigned pin_min, pin_max;
-	bool locked;
+	PinRules rules;
 	/* Progress */
 	GtkWidget *step_icons[ACTIVATION_STEPS];
 	GtkLabel *progress_note;
@@ -87,41 +80,6 @@ static const char *member(json_t *object, const char *key)
 {
 	const char *s = json_string_value(json_object_get(object, key));
 	return s ? s : "";
-}
-
-static GtkWidget *label_new(const char *text, const char *css_class)
-{
-	GtkWidget *label = gtk_label_new(text);
-
-	gtk_label_set_xalign(GTK_LABEL(label), 0);
-	gtk_label_set_wrap(GTK_LABEL(label), TRUE);
-	gtk_label_set_wrap_mode(GTK_LABEL(label), PANGO_WRAP_WORD_CHAR);
-	if (css_class)
-		gtk_widget_add_css_class(label, css_class);
-	return label;
-}
-
-static GtkWidget *page_box(const char *title)
-{
-	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
-
-	gtk_widget_set_margin_top(box, 12);
-	gtk_widget_set_margin_bottom(box, 12);
-	gtk_widget_set_margin_start(box, 18);
-	gtk_widget_set_margin_end(box, 18);
-	gtk_box_append(GTK_BOX(box), label_new(title, "title-3"));
-	return box;
-}
-
-static GtkWidget *scrolled(GtkWidget *child)
-{
-	GtkWidget *s = gtk_scrolled_window_new();
-
-	gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(s), GTK_POLICY_NEVER,
-				       GTK_POLICY_AUTOMATIC);
-	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(s), child);
-	gtk_widget_set_vexpand(s, TRUE);
-	return s;
 }
 
 static void add_group_row(GtkWidget *group, const char *title, const char *subtitle)
@@ -156,15 +114,7 @@ static void show_page(Activation *a, Page page, const char *primary, const char 
 	static const char *const names[] = {"changes", "pin", "progress", "certificate", "end"};
 
 	a->page = page;
-	gtk_stack_set_visible_child_name(a->stack, names[page]);
-	gtk_widget_set_visible(a->primary, primary != NULL);
-	if (primary)
-		gtk_button_set_label(GTK_BUTTON(a->primary), primary);
-	gtk_widget_set_visible(a->cancel, cancel != NULL);
-	if (cancel)
-		gtk_button_set_label(GTK_BUTTON(a->cancel), cancel);
-	gtk_widget_set_sensitive(a->primary, TRUE);
-	gtk_widget_set_sensitive(a->cancel, TRUE);
+	dialog_frame_show(&a->f, names[page], primary, cancel);
 }
 
 /* --- 1. what changes ------------------------------------------------- */
@@ -223,13 +173,13 @@ static GtkWidget *changes_page(Activation *a, json_t *token)
 		      "stopped, with the same key: log in with the PIN to continue."),
 		    json_string_value(step) ?: "");
 
-		box = page_box(_("Continue the interrupted activation"));
-		gtk_box_append(GTK_BOX(box), label_new(text, NULL));
+		box = dialog_page_box(_("Continue the interrupted activation"));
+		gtk_box_append(GTK_BOX(box), dialog_label_new(text, NULL));
 	} else {
 		title = g_strdup_printf(renew ? _("Renewal of the certificate on token %s")
 					      : _("Change of information on token %s"),
 					a->serial);
-		box = page_box(title);
+		box = dialog_page_box(title);
 		group = adw_preferences_group_new();
 		if (current) {
 			g_autofree char *now = validity_text(member(current, "not_before"),
@@ -267,7 +217,7 @@ static GtkWidget *changes_page(Activation *a, json_t *token)
 			adw_preferences_group_set_title(ADW_PREFERENCES_GROUP(from),
 							_("Message from the CA"));
 			gtk_box_append(GTK_BOX(box), from);
-			gtk_box_append(GTK_BOX(box), label_new(message, NULL));
+			gtk_box_append(GTK_BOX(box), dialog_label_new(message, NULL));
 		}
 	}
 	warnings = adw_preferences_group_new();
@@ -276,21 +226,24 @@ static GtkWidget *changes_page(Activation *a, json_t *token)
 	gtk_box_append(GTK_BOX(box), warnings);
 	gtk_box_append(
 	    GTK_BOX(box),
-	    label_new(_("1. The certificate's serial number changes. You must register the new "
-			"certificate again with every agency you use (tax, customs, e-invoice, "
-			"social insurance, national e-procurement)."),
-		      NULL));
+	    dialog_label_new(
+		_("1. The certificate's serial number changes. You must register the new "
+		  "certificate again with every agency you use (tax, customs, e-invoice, "
+		  "social insurance, national e-procurement)."),
+		NULL));
 	gtk_box_append(
 	    GTK_BOX(box),
-	    label_new(_("2. Customs and e-invoice systems accept a newly registered certificate "
-			"only 24 hours after registration: sign every pending invoice and "
-			"declaration before activating."),
-		      NULL));
+	    dialog_label_new(
+		_("2. Customs and e-invoice systems accept a newly registered certificate "
+		  "only 24 hours after registration: sign every pending invoice and "
+		  "declaration before activating."),
+		NULL));
 	gtk_box_append(
 	    GTK_BOX(box),
-	    label_new(_("3. To keep bidding on muasamcong.mpi.gov.vn without interruption, the CA "
-			"can keep the previous certificate's registration."),
-		      NULL));
+	    dialog_label_new(
+		_("3. To keep bidding on muasamcong.mpi.gov.vn without interruption, the CA "
+		  "can keep the previous certificate's registration."),
+		NULL));
 	group = adw_preferences_group_new();
 	keep = adw_action_row_new();
 	adw_preferences_row_set_title(ADW_PREFERENCES_ROW(keep),
@@ -305,21 +258,18 @@ static GtkWidget *changes_page(Activation *a, json_t *token)
 	adw_action_row_set_activatable_widget(ADW_ACTION_ROW(keep), a->keep_previous);
 	adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), keep);
 	gtk_box_append(GTK_BOX(box), group);
-	return scrolled(box);
+	return dialog_scrolled(box);
 }
 
 /* --- 2. the PIN ------------------------------------------------------ */
 
 static void pin_check(Activation *a)
 {
-	size_t n = manager_pin_entry_get_length(a->pin);
-	bool ok = n >= MAX(a->pin_min, 1u) && (a->pin_max == 0 || n <= a->pin_max);
+	bool ok = pin_rules_length_ok(&a->rules, manager_pin_entry_get_length(a->pin)) &&
+		  !final_try_blocks(a->final_try);
 
-	if (a->final_try && gtk_widget_get_visible(a->final_try) &&
-	    !gtk_check_button_get_active(GTK_CHECK_BUTTON(a->final_try)))
-		ok = false;
 	if (a->page == PAGE_PIN)
-		gtk_widget_set_sensitive(a->primary, ok && !a->locked);
+		gtk_widget_set_sensitive(a->f.primary, ok && !a->rules.locked);
 }
 
 static void on_pin_changed(ManagerPinEntry *entry, gpointer data)
@@ -338,38 +288,29 @@ static void on_pin_activate(ManagerPinEntry *entry, gpointer data)
 {
 	Activation *a = data;
 
-	if (gtk_widget_get_sensitive(a->primary))
+	if (gtk_widget_get_sensitive(a->f.primary))
 		login(a);
 }
 
 static GtkWidget *pin_page(Activation *a)
 {
-	GtkWidget *box = page_box(_("Log in to the token"));
-	GtkWidget *pin = manager_pin_entry_new(_("PIN"));
-	GtkWidget *label = gtk_label_new(_("PIN"));
+	GtkWidget *box = dialog_page_box(_("Log in to the token"));
 
-	a->pin_note = GTK_LABEL(label_new("", NULL));
+	a->pin_note = GTK_LABEL(dialog_label_new("", NULL));
 	gtk_box_append(GTK_BOX(box), GTK_WIDGET(a->pin_note));
-	a->pin_box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
-	gtk_widget_set_hexpand(pin, TRUE);
-	gtk_box_append(GTK_BOX(a->pin_box), label);
-	gtk_box_append(GTK_BOX(a->pin_box), pin);
+	a->pin_box = pin_field_new(_("PIN"), &a->pin);
 	gtk_box_append(GTK_BOX(box), a->pin_box);
-	a->pin = MANAGER_PIN_ENTRY(pin);
-	g_signal_connect(pin, "changed", G_CALLBACK(on_pin_changed), a);
-	g_signal_connect(pin, "activate", G_CALLBACK(on_pin_activate), a);
-	a->final_try = gtk_check_button_new_with_label(
-	    _("I am sure of this PIN: try it, knowing that a wrong one locks the token"));
-	gtk_widget_set_visible(a->final_try, FALSE);
+	g_signal_connect(a->pin, "changed", G_CALLBACK(on_pin_changed), a);
+	g_signal_connect(a->pin, "activate", G_CALLBACK(on_pin_activate), a);
+	a->final_try = final_try_check_new();
 	g_signal_connect(a->final_try, "toggled", G_CALLBACK(on_final_try_toggled), a);
 	gtk_box_append(GTK_BOX(box), a->final_try);
-	a->pin_error = GTK_LABEL(label_new("", "error"));
-	gtk_widget_set_visible(GTK_WIDGET(a->pin_error), FALSE);
+	a->pin_error = dialog_error_new();
 	gtk_box_append(GTK_BOX(box), GTK_WIDGET(a->pin_error));
 	gtk_box_append(GTK_BOX(box),
-		       label_new(_("The PIN is typed as it is: a Vietnamese input method "
-				   "(Unikey, Bamboo) does not change it here."),
-				 "dim-label"));
+		       dialog_label_new(_("The PIN is typed as it is: a Vietnamese input method "
+					  "(Unikey, Bamboo) does not change it here."),
+					"dim-label"));
 	return box;
 }
 
@@ -378,50 +319,28 @@ static GtkWidget *pin_page(Activation *a)
 static void pin_prepare(Activation *a)
 {
 	json_t *token = manager_find_token(a->manager, a->serial);
-	const char *status = member(token, "PinStatus");
+	g_autofree char *first = NULL;
 	g_autofree char *note = NULL;
 
-	a->pin_min = (unsigned)json_integer_value(json_object_get(token, "PinMinLength"));
-	a->pin_max = (unsigned)json_integer_value(json_object_get(token, "PinMaxLength"));
-	a->locked = streq(status, "locked");
-	if (a->locked) {
-		/* Never asked: a locked token is not tried at all. */
-		note = manager_text_with_support(
-		    _("The token's PIN is locked: it cannot sign or activate until your CA "
-		      "unlocks it. Nothing was tried."),
-		    a->support);
-		gtk_widget_set_visible(a->pin_box, FALSE);
-		gtk_widget_set_visible(a->final_try, FALSE);
-	} else {
-		GString *s = g_string_new(NULL);
-
-		if (a->pin_max > 0)
-			g_string_append_printf(s, _("Type the token's PIN (%u to %u characters)."),
-					       MAX(a->pin_min, 1u), a->pin_max);
-		else
-			g_string_append(s, _("Type the token's PIN."));
-		if (streq(status, "count-low"))
-			g_string_append_printf(s, " %s",
-					       _("A wrong PIN was entered before: the token locks "
-						 "after a few more wrong tries."));
-		if (streq(status, "final-try"))
-			g_string_append_printf(s, " %s",
-					       _("Only one try is left: if this PIN is wrong, the "
-						 "token locks and only your CA can unlock it."));
-		note = g_string_free(s, FALSE);
-		gtk_widget_set_visible(a->pin_box, TRUE);
-		gtk_widget_set_visible(a->final_try, streq(status, "final-try"));
-	}
+	pin_rules_read(&a->rules, token);
+	if (a->rules.max > 0)
+		first = g_strdup_printf(_("Type the token's PIN (%u to %u characters)."),
+					MAX(a->rules.min, 1u), a->rules.max);
+	else
+		first = g_strdup(_("Type the token's PIN."));
+	note = pin_rules_note(&a->rules, first, a->support);
+	gtk_widget_set_visible(a->pin_box, !a->rules.locked);
+	gtk_widget_set_visible(a->final_try, !a->rules.locked && a->rules.final_try);
 	gtk_label_set_text(a->pin_note, note);
 }
 
 static void go_pin(Activation *a)
 {
 	pin_prepare(a);
-	show_page(a, PAGE_PIN, a->locked ? NULL : _("Log in"),
-		  a->locked ? _("Close") : _("Cancel"));
+	show_page(a, PAGE_PIN, a->rules.locked ? NULL : _("Log in"),
+		  a->rules.locked ? _("Close") : _("Cancel"));
 	pin_check(a);
-	if (!a->locked)
+	if (!a->rules.locked)
 		gtk_widget_grab_focus(GTK_WIDGET(a->pin));
 }
 
@@ -429,7 +348,7 @@ static void go_pin(Activation *a)
 
 static GtkWidget *progress_page(Activation *a)
 {
-	GtkWidget *box = page_box(_("Activating"));
+	GtkWidget *box = dialog_page_box(_("Activating"));
 	GtkWidget *group = adw_preferences_group_new();
 
 	for (size_t i = 0; i < ACTIVATION_STEPS; i++) {
@@ -442,9 +361,10 @@ static GtkWidget *progress_page(Activation *a)
 		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
 	}
 	gtk_box_append(GTK_BOX(box), group);
-	a->progress_note = GTK_LABEL(label_new(_("Do not pull the token out."), "dim-label"));
+	a->progress_note =
+	    GTK_LABEL(dialog_label_new(_("Do not pull the token out."), "dim-label"));
 	gtk_box_append(GTK_BOX(box), GTK_WIDGET(a->progress_note));
-	return scrolled(box);
+	return dialog_scrolled(box);
 }
 
 static void progress_to(Activation *a, const char *step)
@@ -469,7 +389,7 @@ static void on_progress(GDBusConnection *bus, const char *sender, const char *pa
 	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(ss)")))
 		return;
 	g_variant_get(parameters, "(&s&s)", &action, &step);
-	if (streq(action, a->action_id) && a->dialog)
+	if (streq(action, a->action_id) && a->f.window)
 		progress_to(a, step);
 }
 
@@ -482,24 +402,25 @@ static void on_write_requested(GDBusConnection *bus, const char *sender, const c
 	Activation *a = data;
 	const char *action, *text;
 	json_t *certificate;
-	GtkWidget *box, *group, *old;
+	GtkWidget *box, *group;
 
 	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(ss)")))
 		return;
 	g_variant_get(parameters, "(&s&s)", &action, &text);
-	if (!streq(action, a->action_id) || !a->running || !a->dialog)
+	if (!streq(action, a->action_id) || !a->running || !a->f.window)
 		return;
 	certificate = json_loads(text, 0, NULL);
 	if (!json_is_object(certificate)) {
 		json_decref(certificate);
 		return;
 	}
-	box = page_box(_("Check the issued certificate"));
-	gtk_box_append(GTK_BOX(box),
-		       label_new(_("The CA issued this certificate and it passed every check: "
-				   "it holds the token's key, names the same holder, chains to "
-				   "the CA and is valid. Nothing is on the token yet."),
-				 NULL));
+	box = dialog_page_box(_("Check the issued certificate"));
+	gtk_box_append(
+	    GTK_BOX(box),
+	    dialog_label_new(_("The CA issued this certificate and it passed every check: "
+			       "it holds the token's key, names the same holder, chains to "
+			       "the CA and is valid. Nothing is on the token yet."),
+			     NULL));
 	group = adw_preferences_group_new();
 	{
 		g_autofree char *subject = name_text(json_object_get(certificate, "subject"));
@@ -516,14 +437,12 @@ static void on_write_requested(GDBusConnection *bus, const char *sender, const c
 				      member(certificate, "sha256"));
 	}
 	gtk_box_append(GTK_BOX(box), group);
-	gtk_box_append(GTK_BOX(box),
-		       label_new(_("Confirm writes it to the token. Cancel writes nothing: the "
-				   "activation can be continued later with the same key."),
-				 "dim-label"));
-	old = gtk_stack_get_child_by_name(a->stack, "certificate");
-	if (old)
-		gtk_stack_remove(a->stack, old);
-	gtk_stack_add_named(a->stack, scrolled(box), "certificate");
+	gtk_box_append(
+	    GTK_BOX(box),
+	    dialog_label_new(_("Confirm writes it to the token. Cancel writes nothing: the "
+			       "activation can be continued later with the same key."),
+			     "dim-label"));
+	dialog_frame_replace(&a->f, "certificate", dialog_scrolled(box));
 	json_decref(certificate);
 	a->confirming = true;
 	show_page(a, PAGE_CERTIFICATE, _("Confirm"), _("Cancel"));
@@ -538,7 +457,7 @@ static void on_confirm_sent(GObject *source, GAsyncResult *result, gpointer data
 
 	/* A failed answer changes nothing the Activate reply will not say:
 	 * the daemon then stops at its limit and writes nothing. */
-	if (!reply && a->dialog && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+	if (!reply && a->f.window && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 		gtk_label_set_text(a->progress_note, _("The answer did not reach the service."));
 	manager_call_done(a->manager);
 	activation_unref(a);
@@ -556,7 +475,7 @@ static void confirm(Activation *a, bool write)
 			       "ConfirmWrite", g_variant_new("(sb)", a->action_id, write), NULL,
 			       G_DBUS_CALL_FLAGS_NONE, CONFIRM_TIMEOUT_MS, m->cancellable,
 			       on_confirm_sent, activation_ref(a));
-	if (a->dialog) {
+	if (a->f.window) {
 		gtk_label_set_text(a->progress_note, write ? _("Writing to the token…")
 							   : _("Stopping: nothing is written…"));
 		show_page(a, PAGE_PROGRESS, NULL, NULL);
@@ -567,13 +486,7 @@ static void confirm(Activation *a, bool write)
 
 static void show_end(Activation *a, const char *title, const char *text, bool ok)
 {
-	GtkWidget *box = page_box(title);
-	GtkWidget *old = gtk_stack_get_child_by_name(a->stack, "end");
-
-	gtk_box_append(GTK_BOX(box), label_new(text, NULL));
-	if (old)
-		gtk_stack_remove(a->stack, old);
-	gtk_stack_add_named(a->stack, scrolled(box), "end");
+	dialog_frame_replace(&a->f, "end", dialog_end_page(title, text));
 	a->ok = ok;
 	show_page(a, PAGE_END, _("OK"), NULL);
 }
@@ -614,14 +527,10 @@ static void failed(Activation *a, GError *error)
 	g_autofree char *name = g_dbus_error_get_remote_error(error);
 	g_autofree char *text = NULL;
 
-	if (streq_ptr(name, SAFECAD_ERROR_WRONG_PIN) || streq_ptr(name, SAFECAD_ERROR_FINAL_TRY) ||
-	    streq_ptr(name, SAFECAD_ERROR_PIN_LENGTH)) {
-		/* Back to the PIN, as the token now stands; never tried again
-		 * on the person's behalf. */
-		g_dbus_error_strip_remote_error(error);
-		text = text_clean(error->message);
-		gtk_label_set_text(a->pin_error, text);
-		gtk_widget_set_visible(GTK_WIDGET(a->pin_error), TRUE);
+	text = pin_error_text(error, &a->rules);
+	if (text) {
+		/* Back to the PIN, as the token now stands. */
+		dialog_say(a->pin_error, text);
 		manager_refresh(a->manager);
 		go_pin(a);
 		return;
@@ -648,8 +557,8 @@ static void on_activated(GObject *source, GAsyncResult *result, gpointer data)
 	a->running = false;
 	a->confirming = false;
 	unsubscribe(a);
-	if (a->dialog && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-		gtk_widget_set_sensitive(a->cancel, TRUE);
+	if (a->f.window && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		gtk_widget_set_sensitive(a->f.cancel, TRUE);
 		if (reply) {
 			const char *text;
 
@@ -668,27 +577,17 @@ static void on_activated(GObject *source, GAsyncResult *result, gpointer data)
 static void login(Activation *a)
 {
 	Manager *m = a->manager;
-	Pin *pin = manager_pin_entry_take(a->pin);
 	g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
 	GVariantBuilder options;
-	bool final_try = gtk_widget_get_visible(a->final_try) &&
-			 gtk_check_button_get_active(GTK_CHECK_BUTTON(a->final_try));
-	int fd;
+	bool final_try = final_try_allowed(a->final_try);
 
-	if (!pin)
+	if (manager_pin_entry_get_length(a->pin) == 0)
 		return;
-	/* Wiped here the moment it is in the pipe. */
-	fd = pin_pipe(pin);
-	pin_free(pin);
-	if (fd < 0 || g_unix_fd_list_append(fds, fd, NULL) < 0) {
-		if (fd >= 0)
-			close(fd);
-		gtk_label_set_text(a->pin_error, _("The PIN could not be handed to the service."));
-		gtk_widget_set_visible(GTK_WIDGET(a->pin_error), TRUE);
+	if (pin_entry_to_fd_list(a->pin, fds) < 0) {
+		dialog_say(a->pin_error, _("The PIN could not be handed to the service."));
 		return;
 	}
-	close(fd);
-	gtk_widget_set_visible(GTK_WIDGET(a->pin_error), FALSE);
+	dialog_say(a->pin_error, NULL);
 	g_variant_builder_init(&options, G_VARIANT_TYPE("a{sv}"));
 	g_variant_builder_add(
 	    &options, "{sv}", "keep_previous",
@@ -715,7 +614,7 @@ static void login(Activation *a)
 	show_page(a, PAGE_PROGRESS, NULL, _("Cancel"));
 	/* Nothing to cancel until the certificate is shown: the daemon's
 	 * steps before it are undone or resumed by themselves. */
-	gtk_widget_set_sensitive(a->cancel, FALSE);
+	gtk_widget_set_sensitive(a->f.cancel, FALSE);
 }
 
 /* --- the dialog ------------------------------------------------------ */
@@ -739,7 +638,7 @@ static void on_primary(GtkButton *button, gpointer data)
 		Manager *m = a->manager;
 		g_autofree char *action = g_strdup(a->action_id);
 
-		gtk_window_destroy(a->dialog);
+		gtk_window_destroy(a->f.window);
 		if (ok)
 			manager_show_checklist(m, action);
 		break;
@@ -756,7 +655,7 @@ static void on_cancel(GtkButton *button, gpointer data)
 	if (a->page == PAGE_CERTIFICATE)
 		confirm(a, false);
 	else if (!a->running)
-		gtk_window_destroy(a->dialog);
+		gtk_window_destroy(a->f.window);
 }
 
 static gboolean on_close_request(GtkWindow *window, gpointer data)
@@ -777,9 +676,9 @@ static void on_destroy(GtkWidget *widget, gpointer data)
 {
 	Activation *a = data;
 
-	if (a->manager->activation == a->dialog)
+	if (a->manager->activation == a->f.window)
 		a->manager->activation = NULL;
-	a->dialog = NULL;
+	a->f.window = NULL;
 	if (!a->running)
 		unsubscribe(a);
 	activation_unref(a);
@@ -803,7 +702,6 @@ void manager_activate(Manager *m, const char *serial, const char *action_id)
 	json_t *token = manager_find_token(m, serial);
 	json_t *activation = json_object_get(token, "Activation");
 	Activation *a;
-	GtkWidget *dialog, *layout, *header, *buttons;
 	g_autofree char *title = NULL;
 
 	if (m->activation) {
@@ -827,42 +725,16 @@ void manager_activate(Manager *m, const char *serial, const char *action_id)
 		return;
 	}
 
-	dialog = adw_window_new();
-	a->dialog = GTK_WINDOW(dialog);
-	m->activation = a->dialog;
 	title = g_strdup_printf(_("Activate on token %s"), serial);
-	gtk_window_set_title(a->dialog, title);
-	gtk_window_set_modal(a->dialog, TRUE);
-	gtk_window_set_transient_for(a->dialog, m->window);
-	gtk_window_set_default_size(a->dialog, 640, 600);
-	layout = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
-	header = adw_header_bar_new();
-	adw_header_bar_set_title_widget(ADW_HEADER_BAR(header), adw_window_title_new(title, NULL));
-	gtk_box_append(GTK_BOX(layout), header);
-	a->stack = GTK_STACK(gtk_stack_new());
-	gtk_stack_set_transition_type(a->stack, GTK_STACK_TRANSITION_TYPE_NONE);
-	gtk_widget_set_vexpand(GTK_WIDGET(a->stack), TRUE);
-	gtk_stack_add_named(a->stack, changes_page(a, token), "changes");
-	gtk_stack_add_named(a->stack, pin_page(a), "pin");
-	gtk_stack_add_named(a->stack, progress_page(a), "progress");
-	gtk_box_append(GTK_BOX(layout), GTK_WIDGET(a->stack));
-	buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
-	gtk_widget_set_margin_start(buttons, 18);
-	gtk_widget_set_margin_end(buttons, 18);
-	gtk_widget_set_margin_top(buttons, 6);
-	gtk_widget_set_margin_bottom(buttons, 12);
-	gtk_widget_set_halign(buttons, GTK_ALIGN_END);
-	a->cancel = gtk_button_new_with_label(_("Cancel"));
-	a->primary = gtk_button_new_with_label("");
-	gtk_widget_add_css_class(a->primary, "suggested-action");
-	g_signal_connect(a->cancel, "clicked", G_CALLBACK(on_cancel), a);
-	g_signal_connect(a->primary, "clicked", G_CALLBACK(on_primary), a);
-	gtk_box_append(GTK_BOX(buttons), a->cancel);
-	gtk_box_append(GTK_BOX(buttons), a->primary);
-	gtk_box_append(GTK_BOX(layout), buttons);
-	adw_window_set_content(ADW_WINDOW(dialog), layout);
-	g_signal_connect(dialog, "close-request", G_CALLBACK(on_close_request), a);
-	g_signal_connect(dialog, "destroy", G_CALLBACK(on_destroy), a);
+	dialog_frame_init(&a->f, m, title, 600);
+	m->activation = a->f.window;
+	gtk_stack_add_named(a->f.stack, changes_page(a, token), "changes");
+	gtk_stack_add_named(a->f.stack, pin_page(a), "pin");
+	gtk_stack_add_named(a->f.stack, progress_page(a), "progress");
+	g_signal_connect(a->f.cancel, "clicked", G_CALLBACK(on_cancel), a);
+	g_signal_connect(a->f.primary, "clicked", G_CALLBACK(on_primary), a);
+	g_signal_connect(a->f.window, "close-request", G_CALLBACK(on_close_request), a);
+	g_signal_connect(a->f.window, "destroy", G_CALLBACK(on_destroy), a);
 	show_page(a, PAGE_CHANGES, _("Accept"), _("Cancel"));
-	gtk_window_present(a->dialog);
+	gtk_window_present(a->f.window);
 }

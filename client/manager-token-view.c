@@ -161,6 +161,65 @@ static void add_pending(Manager *m, GtkWidget *group, json_t *token)
 	}
 }
 
+/* A button for a job on the token: a name that says which token for
+ * assistive technologies, insensitive while the token is out or busy. */
+static GtkWidget *token_button_new(json_t *token, const char *label, const char *name)
+{
+	GtkWidget *button = gtk_button_new_with_label(label);
+
+	g_object_set_data_full(G_OBJECT(button), "serial", g_strdup(member(token, "Serial")),
+			       g_free);
+	gtk_accessible_update_property(GTK_ACCESSIBLE(button), GTK_ACCESSIBLE_PROPERTY_LABEL, name,
+				       -1);
+	gtk_widget_set_valign(button, GTK_ALIGN_CENTER);
+	gtk_widget_set_sensitive(button, json_is_true(json_object_get(token, "Present")) &&
+					     !json_is_true(json_object_get(token, "Busy")));
+	return button;
+}
+
+static void on_change_pin(GtkButton *button, gpointer data)
+{
+	manager_change_pin(data, g_object_get_data(G_OBJECT(button), "serial"));
+}
+
+static void add_change_pin_button(Manager *m, GtkWidget *row, json_t *token, const char *label)
+{
+	g_autofree char *name = g_strdup_printf(_("Change the PIN of %s"), label);
+	GtkWidget *button = token_button_new(token, _("Change PIN…"), name);
+
+	/* The token's own request comes first. */
+	if (json_is_true(json_object_get(token, "PinMustChange")))
+		gtk_widget_add_css_class(button, "suggested-action");
+	g_signal_connect(button, "clicked", G_CALLBACK(on_change_pin), m);
+	adw_action_row_add_suffix(ADW_ACTION_ROW(row), button);
+}
+
+static void on_remove_previous(GtkButton *button, gpointer data)
+{
+	manager_remove_previous(data, g_object_get_data(G_OBJECT(button), "serial"));
+}
+
+/* Only while the latest activation left something to remove. */
+static void add_remove_previous(Manager *m, GtkWidget *group, json_t *token, const char *label)
+{
+	json_t *latest = manager_latest_activation(m, member(token, "Serial"));
+	g_autofree char *name = NULL;
+	g_autofree char *subtitle = NULL;
+	GtkWidget *button, *row;
+
+	if (!manager_previous_removable(m, token))
+		return;
+	name = g_strdup_printf(_("Remove the previous certificate of %s"), label);
+	subtitle = g_strdup_printf(_("Certificate %s, replaced by the latest activation: remove "
+				     "it once every agency knows the new one."),
+				   member(latest, "old_serial"));
+	button = token_button_new(token, _("Remove previous certificate…"), name);
+	row = row_new(_("Previous certificate"), subtitle);
+	g_signal_connect(button, "clicked", G_CALLBACK(on_remove_previous), m);
+	adw_action_row_add_suffix(ADW_ACTION_ROW(row), button);
+	adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
+}
+
 static void on_export(GtkButton *button, gpointer data)
 {
 	Manager *m = data;
@@ -217,6 +276,7 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 
 		if (!streq(member(token, "PinStatus"), "ok"))
 			gtk_widget_add_css_class(row, "warning");
+		add_change_pin_button(m, row, token, label);
 		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
 	}
 	if (json_is_array(activation) &&
@@ -238,6 +298,7 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 		add_row(group, _("Plugged in"), _("No: plug the token in to go on."));
 	add_pending(m, group, token);
 	add_certificates(group, token);
+	add_remove_previous(m, group, token, label);
 	if (certificate) {
 		g_autofree char *name = g_strdup_printf(_("Export the certificate of %s"), label);
 		GtkWidget *button = gtk_button_new_with_label(_("Export certificate…"));

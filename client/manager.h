@@ -70,6 +70,19 @@ char *manager_text_with_support(const char *words, const char *support);
  * for one of the token's pending actions or its interrupted activation. */
 void manager_activate(Manager *m, const char *serial, const char *action);
 
+/* manager-pin-change.c: the dialog that changes the token's PIN. */
+void manager_change_pin(Manager *m, const char *serial);
+
+/* manager-remove.c: the dialog that removes the certificate (and its key)
+ * the token's latest activation replaced. */
+void manager_remove_previous(Manager *m, const char *serial);
+/* The token's latest activation in the history (GetHistory's entry), or
+ * NULL. */
+json_t *manager_latest_activation(Manager *m, const char *serial);
+/* Whether that activation left a certificate (or, after an interrupted
+ * removal, a key) to remove. */
+bool manager_previous_removable(Manager *m, json_t *token);
+
 /* manager-checklist.c: the Step 3 page of an activation. */
 void manager_show_checklist(Manager *m, const char *action);
 

@@ -1,28 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
+#include "action.h"
 #include "bus-names.h"
 #include "i18n.h"
 #include "pin.h"
 #include "safectl.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pin *, pin_free)
-
-static json_t *find_certificate(json_t *token, const char *serial)
-{
-	size_t i;
-	json_t *c;
-
-	json_array_foreach(json_object_get(token, "certificates"), i, c)
-	{
-		if (strcasecmp(json_str(c, "serial"), serial) == 0)
-			return c;
-	}
-	return NULL;
-}
 
 /* What will go, as the person should see it before saying yes. */
 static void print_what_goes(json_t *certificate)
@@ -94,7 +81,8 @@ int verb_remove_previous(int argc, char *argv[])
 		fprintf(stderr, _("No activation has replaced a certificate on this token.\n"));
 		return EXIT_NOTHING;
 	}
-	certificate = find_certificate(token, json_str(latest, "old_serial"));
+	certificate = certificate_find(json_object_get(token, "certificates"),
+				       json_str(latest, "old_serial"));
 	/* A removal that began (the certificate went to the history) and
 	 * did not end: its key waits for a login, which this brings. */
 	interrupted = !certificate && json_object_get(latest, "removed_certificate") &&
