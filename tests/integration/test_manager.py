@@ -132,6 +132,10 @@ def test_step3_ticks_reach_safecad_and_sites_open(world, pki, refca, desktop):
         ticked.add(agency)
         wait_until(lambda: done_agencies(world) == ticked, timeout=15,
                    message=f"the {agency} tick in the history")
+        # The window reads the history again on the tick's answer and on
+        # HistoryChanged, and builds the page anew: the next box is
+        # clicked once that has landed, not in the page being replaced.
+        time.sleep(1.0)
     w.wait_text("Step 3 is done")
 
     w.stop()
