@@ -178,14 +178,15 @@ class ManagerWindow:
         while True:
             x, y, width, height = self.describe(role, name)["extents"]
             middle = y + height // 2
-            # Below the header bar and on the 640-pixel screen.
-            if 60 < middle < 630:
+            # Below the header bar, and above the bottom edge of the 620-pixel
+            # window with a margin (a point on its edge lands on nothing).
+            if 60 < middle < 590:
                 subprocess.run(["xdotool", "mousemove", str(x + width // 2), str(middle),
                                 "click", "1"], env=self.desktop.env(), check=True, timeout=15)
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"{role} {name!r} never scrolled into view: {y}")
-            button = "5" if middle >= 630 else "4"
+            button = "5" if middle >= 590 else "4"
             subprocess.run(["xdotool", "mousemove", "430", "330", "click", "--repeat", "3",
                             button], env=self.desktop.env(), check=True, timeout=15)
             time.sleep(0.3)
