@@ -41,3 +41,12 @@ GtkWidget *row_new(const char *title, const char *subtitle)
 		adw_action_row_set_subtitle(ADW_ACTION_ROW(row), subtitle);
 	return row;
 }
+
+GtkWidget *paragraph_new(const char *text)
+{
+	GtkWidget *label = gtk_label_new(text);
+
+	gtk_label_set_xalign(GTK_LABEL(label), 0);
+	gtk_label_set_wrap(GTK_LABEL(label), TRUE);
+	return label;
+}
