@@ -262,6 +262,7 @@ class Desktop:
         self.monitor = None
         self.home = os.path.join(directory, "home")
         self.runtime = os.path.join(directory, "run")
+        self.data = os.path.join(directory, "data")
         os.makedirs(self.home, exist_ok=True)
         os.makedirs(self.runtime, mode=0o700, exist_ok=True)
         self.pinentry_log = os.path.join(directory, "pinentry.log")
@@ -283,9 +284,14 @@ class Desktop:
         if not number:
             raise RuntimeError("Xvfb did not start")
         self.display = f":{number}"
+        # The bus finds the services a test installs (the Token Manager's
+        # D-Bus activation) in the test's own data folder; the folder is
+        # there from the start, so the bus watches it.
+        os.makedirs(os.path.join(self.data, "dbus-1", "services"), exist_ok=True)
         bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address",
                                 f"--address=unix:path={os.path.join(self.dir, 'session-bus')}"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env=dict(os.environ, XDG_DATA_HOME=self.data),
                                start_new_session=True)
         self.procs.append(bus)
         self.address = bus.stdout.readline().decode().strip()
@@ -423,6 +429,19 @@ class Desktop:
                 return f.read().split()
         except FileNotFoundError:
             return []
+
+    def print_logs(self):
+        """The agents' and dunst's logs, for pytest to show when a test
+        fails."""
+        for i in range(len(self.agents)):
+            try:
+                print(f"----- safecad-notify log #{i} -----\n{self.agent_log(i)}")
+            except OSError:
+                pass
+        try:
+            print(f"----- dunst log -----\n{open(self.dunst_log).read()}")
+        except (OSError, AttributeError):
+            pass
 
     def stop(self):
         problems = []
