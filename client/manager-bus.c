@@ -61,6 +61,8 @@ static void refresh_done(Refresh *r)
 		m->reachable = !m->unreachable;
 		if (!same)
 			manager_window_update(m);
+		else
+			manager_checklist_update(m, false);
 	}
 	json_decref(r->tokens);
 	json_decref(r->activations);

@@ -89,7 +89,7 @@ static void add_text(GtkWidget *box, const char *text, const char *css_class)
 	gtk_box_append(GTK_BOX(box), label);
 }
 
-static GtkWidget *entry_view(Manager *m, json_t *entry, bool latest_of_token)
+GtkWidget *history_entry_view_new(Manager *m, json_t *entry, bool latest_of_token)
 {
 	/* Texts above the rows: a preferences group puts widgets that are not
 	 * rows below its list. */
@@ -172,7 +172,7 @@ GtkWidget *history_view_new(Manager *m, json_t *activations)
 		const char *token = member(entry, "token");
 		bool latest = g_hash_table_add(seen, (gpointer)token);
 
-		gtk_box_append(GTK_BOX(box), entry_view(m, entry, latest));
+		gtk_box_append(GTK_BOX(box), history_entry_view_new(m, entry, latest));
 	}
 	return box;
 }

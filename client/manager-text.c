@@ -54,3 +54,12 @@ json_t *token_current_certificate(json_t *token)
 	}
 	return NULL;
 }
+
+GtkWidget *paragraph_new(const char *text)
+{
+	GtkWidget *label = gtk_label_new(text);
+
+	gtk_label_set_xalign(GTK_LABEL(label), 0);
+	gtk_label_set_wrap(GTK_LABEL(label), TRUE);
+	return label;
+}

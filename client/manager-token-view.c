@@ -247,6 +247,10 @@ GtkWidget *token_view_new(Manager *m, json_t *token)
 	gtk_label_set_xalign(GTK_LABEL(title), 0);
 	gtk_label_set_wrap(GTK_LABEL(title), TRUE);
 	gtk_widget_add_css_class(title, "heading");
+	/* The token the agent's notification opened the window on. */
+	if (streq_ptr(m->highlight, member(token, "Serial")))
+		gtk_widget_add_css_class(title, "accent");
+	g_object_set_data_full(G_OBJECT(view), "serial", g_strdup(member(token, "Serial")), g_free);
 	gtk_box_append(GTK_BOX(view), title);
 	gtk_box_append(GTK_BOX(view), group);
 	if (certificate) {

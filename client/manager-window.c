@@ -13,15 +13,6 @@ static GtkWidget *heading_new(const char *text)
 	return label;
 }
 
-static GtkWidget *paragraph_new(const char *text)
-{
-	GtkWidget *label = gtk_label_new(text);
-
-	gtk_label_set_xalign(GTK_LABEL(label), 0);
-	gtk_label_set_wrap(GTK_LABEL(label), TRUE);
-	return label;
-}
-
 void manager_window_update(Manager *m)
 {
 	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 24);
@@ -39,6 +30,7 @@ void manager_window_update(Manager *m)
 			       paragraph_new(_("This window follows it: it shows the tokens again "
 					       "as soon as the service is back.")));
 		adw_bin_set_child(m->content, box);
+		manager_checklist_update(m, true);
 		return;
 	}
 	gtk_box_append(GTK_BOX(box), heading_new(_("Tokens")));
@@ -55,6 +47,8 @@ void manager_window_update(Manager *m)
 	/* Built anew each time: the scrolled window around it stays, and
 	 * so does where the person has scrolled to. */
 	adw_bin_set_child(m->content, box);
+	manager_checklist_update(m, true);
+	manager_reveal_token(m);
 }
 
 void manager_show_error(Manager *m, const GError *error, const char *support)
@@ -101,6 +95,8 @@ void manager_window_new(Manager *m)
 	GtkWidget *scrolled = gtk_scrolled_window_new();
 	GtkWidget *clamp = adw_clamp_new();
 	GtkWidget *content = adw_bin_new();
+	GtkWidget *main_page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+	GtkWidget *pages = gtk_stack_new();
 
 	gtk_window_set_title(GTK_WINDOW(window), _("Token Manager"));
 	gtk_window_set_icon_name(GTK_WINDOW(window), "org.safecad.Manager");
@@ -111,21 +107,20 @@ void manager_window_new(Manager *m)
 	gtk_box_append(GTK_BOX(layout), header);
 	gtk_box_append(GTK_BOX(layout), message_bar_new(m));
 	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), 760);
-	adw_clamp_set_child(ADW_CLAMP(clamp), content);
+	gtk_box_append(GTK_BOX(main_page), content);
+	gtk_box_append(GTK_BOX(main_page), settings_view_new(m));
+	adw_clamp_set_child(ADW_CLAMP(clamp), main_page);
 	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scrolled), clamp);
 	gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(scrolled), GTK_POLICY_NEVER,
 				       GTK_POLICY_AUTOMATIC);
-	gtk_widget_set_vexpand(scrolled, TRUE);
-	gtk_box_append(GTK_BOX(layout), scrolled);
+	gtk_widget_set_vexpand(pages, TRUE);
+	gtk_stack_add_named(GTK_STACK(pages), scrolled, "tokens");
+	gtk_stack_add_named(GTK_STACK(pages), checklist_page_new(m), "checklist");
+	gtk_box_append(GTK_BOX(layout), pages);
 	adw_application_window_set_content(ADW_APPLICATION_WINDOW(window), layout);
 	m->window = GTK_WINDOW(window);
 	m->content = ADW_BIN(content);
+	m->pages = GTK_STACK(pages);
 	/* Until the first answer: say nothing rather than "no token". */
 	adw_bin_set_child(m->content, paragraph_new(_("Reading the tokens…")));
-}
-
-/* TEMP until manager-checklist.c lands */
-void manager_show_checklist(Manager *m, const char *action)
-{
-	manager_refresh(m);
 }

@@ -34,7 +34,36 @@ typedef struct Manager {
 
 	json_t *tokens;	     /* [{"path", and the org.safecad.Token1 properties}] */
 	json_t *activations; /* GetHistory's "activations" */
+
+	GtkStack *pages; /* "tokens", or "checklist": one activation's Step 3 */
+	char *highlight; /* the serial show-token asked for, marked in the list */
+	char *reveal;	 /* the same, until it is scrolled to */
+	gint64 reveal_until;
+	guint reveal_tick;
+	struct Checklist *checklist;
 } Manager;
+
+/* manager.c: the window, made when missing, brought forward. */
+void manager_present(Manager *m);
+
+/* manager-show-token.c: the show-token action. The window scrolls to the
+ * token's section and marks it, once the token is read. */
+void manager_show_token(Manager *m, const char *serial);
+void manager_reveal_token(Manager *m); /* after the page is built */
+
+/* manager-checklist.c: the show-checklist action, and what the
+ * activation dialog shows last. A page of its own with the Step 3 checklist
+ * of activation action (from the history, read again when it is not there
+ * yet, as for an activation that has just finished). */
+void manager_show_checklist(Manager *m, const char *action);
+GtkWidget *checklist_page_new(Manager *m);
+/* Shows the page "tokens" or "checklist". */
+void manager_show_page(Manager *m, const char *name);
+/* After each reading of the history; changed when it differs from the last. */
+void manager_checklist_update(Manager *m, bool changed);
+
+/* manager-settings.c: the user's preferences (manager-conf.h). */
+GtkWidget *settings_view_new(Manager *m);
 
 /* manager-bus.c: following safecad (its name, its tokens, their
  * properties) and the calls the window makes. */
@@ -83,12 +112,12 @@ json_t *manager_latest_activation(Manager *m, const char *serial);
  * removal, a key) to remove. */
 bool manager_previous_removable(Manager *m, json_t *token);
 
-/* manager-checklist.c: the Step 3 page of an activation. */
-void manager_show_checklist(Manager *m, const char *action);
-
 /* manager-token-view.c, manager-history-view.c */
 GtkWidget *token_view_new(Manager *m, json_t *token);
 GtkWidget *history_view_new(Manager *m, json_t *activations);
+/* One activation: what it did and, while agencies are listed, its Step 3
+ * checklist (ticks, sites, the two warnings, Export when latest_of_token). */
+GtkWidget *history_entry_view_new(Manager *m, json_t *entry, bool latest_of_token);
 
 /* manager-export.c: asks where, then writes the token's current
  * certificate there, PEM or DER. */
@@ -100,3 +129,4 @@ char *date_text(const char *rfc3339);
 GtkWidget *row_new(const char *title, const char *subtitle);
 /* The token's current certificate (window JSON), or NULL. */
 json_t *token_current_certificate(json_t *token);
+GtkWidget *paragraph_new(const char *text); /* a wrapped label, start-aligned */

@@ -76,13 +76,39 @@ static const char *str_member(json_t *object, const char *key)
 	return strempty(json_string_value(json_object_get(object, key)));
 }
 
+/* The most actions a token's notification offers, Open included. */
+#define ACTIONS_MAX 8
+
 static void show(AgentToken *t, Shown shown, const char *offered, const Notification *n)
 {
 	Agent *a = t->agent;
+	const char *actions[2 * ACTIONS_MAX + 1] = {};
+	Notification with_open = *n;
+	bool has_default = false;
+	size_t i = 0;
 
+	/* Every token's notification opens the window on the token, where it
+	 * is installed: with Open, and with a click on the notification unless
+	 * the click already does the one thing the notification is for
+	 * (Activate now). */
+	for (const char *const *p = n->actions; p && p[0] && p[1] && i < 2 * (ACTIONS_MAX - 2);
+	     p += 2) {
+		has_default |= streq(p[0], "default");
+		actions[i++] = p[0];
+		actions[i++] = p[1];
+	}
+	if (window_available(a)) {
+		if (!has_default) {
+			actions[i++] = "default";
+			actions[i++] = _("Open");
+		}
+		actions[i++] = "open";
+		actions[i++] = _("Open");
+		with_open.actions = actions;
+	}
 	free(t->offered_action);
 	t->offered_action = offered ? strdup(offered) : NULL;
-	if (notifier_show(a->notifier, &t->notification, n) >= 0)
+	if (notifier_show(a->notifier, &t->notification, &with_open) >= 0)
 		t->shown = shown;
 }
 

@@ -757,11 +757,16 @@ static void reminder_export(Agent *a, Reminder *reminder)
 				       SAFECAD_TOKEN_INTERFACE, "Export", on_export, a, NULL);
 }
 
-static void reminder_checklist(Agent *a, Reminder *reminder)
+/* The checklist as an HTML page, where the window cannot show it. */
+static void reminder_checklist_page(Agent *a, const char *action)
 {
+	Reminder *reminder = reminder_find(a, action);
 	_cleanup_free_ char *file = NULL, *message = NULL;
-	int r = open_checklist(reminder->entry, &file);
+	int r;
 
+	if (!reminder)
+		return;
+	r = open_checklist(reminder->entry, &file);
 	if (r >= 0)
 		return;
 	if (file)
@@ -774,6 +779,16 @@ static void reminder_checklist(Agent *a, Reminder *reminder)
 	show_reminder(a, reminder);
 }
 
+static void reminder_checklist(Agent *a, Reminder *reminder)
+{
+	/* The window's checklist ticks the agencies off where the person
+	 * reads them; the page is for desktops without the window. */
+	if (window_available(a))
+		window_activate(a, "show-checklist", reminder->action, reminder_checklist_page);
+	else
+		reminder_checklist_page(a, reminder->action);
+}
+
 /* --- the notification server's answers ----------------------------------- */
 
 static void on_notification_action(void *userdata, uint32_t id, const char *key)
@@ -784,6 +799,8 @@ static void on_notification_action(void *userdata, uint32_t id, const char *key)
 
 	if (t && streq(key, "change-pin"))
 		token_change_pin(t);
+	else if (t && (streq(key, "open") || (streq(key, "default") && !t->offered_action)))
+		window_activate(a, "show-token", token_str(t, "Serial"), NULL);
 	else if (t && t->offered_action) {
 		if (streq(key, "activate") || streq(key, "default"))
 			token_activate(t);
@@ -829,6 +846,10 @@ static void on_token_added(Agent *a, sd_bus_message *m)
 	(void)set_string(&t->announced, NULL);
 	t->announce_insert = true;
 	token_refresh(t);
+	/* The user's own choice, in the window: it comes forward on the token
+	 * plugged in. */
+	if (window_open_on_insert() && window_available(a))
+		window_activate(a, "show-token", serial, NULL);
 }
 
 static void on_token_removed(Agent *a, sd_bus_message *m)

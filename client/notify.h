@@ -80,6 +80,9 @@ struct Agent {
 	sd_bus_slot *sync_call, *export_call;
 	struct HistoryRead *history_reads; /* GetHistory calls in flight */
 	char *export_action;		   /* the reminder an Export call is for */
+	/* Whether the Token Manager window can be opened: asked once, and
+	 * again after an attempt failed. */
+	enum { WINDOW_UNKNOWN, WINDOW_AVAILABLE, WINDOW_MISSING } window;
 };
 
 /* notify-messages.c: what each notification says. */
@@ -102,6 +105,19 @@ json_t *token_pending_action(AgentToken *t, const char *id);
  * token's label, else its serial. */
 const char *token_display_name(AgentToken *t);
 const char *token_str(AgentToken *t, const char *property);
+
+/* notify-window.c: the Token Manager window, opened through D-Bus
+ * activation. */
+typedef void (*WindowFallbackFn)(Agent *a, const char *parameter);
+/* Whether the window is installed (or running): only then is it offered. */
+bool window_available(Agent *a);
+/* Activates the window's action ("show-token", "show-checklist") with its
+ * string parameter, without waiting; fallback (when not NULL) runs when
+ * the window cannot be opened. */
+void window_activate(Agent *a, const char *action, const char *parameter,
+		     WindowFallbackFn fallback);
+/* Whether the user asked the window to open when a token is plugged in. */
+bool window_open_on_insert(void);
 
 /* notify-files.c */
 /* The user's documents folder (XDG user-dirs, else ~/Documents, else the

@@ -6,58 +6,27 @@ shows read back), and safecad on the test's private system bus with
 SoftHSM tokens, pcscd/vpcd hotplug and the reference CA."""
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 from cryptography import x509
 
-from harness.desktop import Desktop
-from harness.manager import MANAGER, ManagerWindow
+from harness.manager import ManagerWindow, require_window, window_desktop
 from harness.refca import (  # noqa: F401 - refca is a fixture
-    AGENCIES, PIN, SUPPORT, activate, check, configure, refca, safectl_json, token_with_pair,
+    AGENCIES, PIN, SUPPORT, check, configure, done_agencies, refca, renewed, token_with_pair,
     window)
 from harness.safecad import REPO, find_token, wait_until
 
-TOOLS = ["Xvfb", "dbus-daemon", "xdotool", "import"]
 HOLDER = "CÔNG TY TNHH AN PHÁT"
 
 
 @pytest.fixture
 def desktop(world):
-    for tool in TOOLS:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
-    if not os.access(MANAGER, os.X_OK):
-        pytest.skip("safecad-manager is not built (GTK 4 and libadwaita missing)")
-    r = subprocess.run(["/usr/bin/python3", "-c", "import pyatspi"], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("pyatspi is not installed (python3-pyatspi)")
-    directory = tempfile.mkdtemp(prefix="scman-")
-    d = Desktop(directory)
-    d.windows = []
-    problems = []
-    try:
-        # No notification server is needed; a plain one keeps it light.
-        d.start("plain")
+    require_window()
+    # No notification server is needed; a plain one keeps it light.
+    with window_desktop("scman-", "plain") as d:
         yield d
-    finally:
-        try:
-            for w in d.windows:
-                problems += w.close()
-            problems += d.stop()
-        finally:
-            for w in d.windows:
-                for i, proc in enumerate(w.procs):
-                    try:
-                        print(f"----- safecad-manager log #{i} -----\n{w.log(proc)}")
-                    except OSError:
-                        pass
-            shutil.rmtree(directory, ignore_errors=True)
-    if problems:
-        pytest.fail("teardown: " + "\n".join(problems), pytrace=False)
 
 
 def open_window(world, desktop, gtk_leaks=False, **extra):
@@ -97,18 +66,6 @@ AGENCY_NAMES = {
     "customs": "Hải quan điện tử (Tổng cục Hải quan)",
     "procurement": "Hệ thống mạng đấu thầu quốc gia",
 }
-
-
-def renewed(world, pki, refca):
-    """A token renewed by safectl: the history has its Step 3 list."""
-    token, old = token_with_pair(world, pki, days_left=20)
-    action = refca.add_action(old, type="renew", **window(365))
-    world.start_daemon()
-    check(world, token.serial)
-    run = activate(world, token.serial, action["id"])
-    assert run.rc == 0, run
-    entry = safectl_json(world, "history")["activations"][0]
-    return token, old, entry
 
 
 def test_step3_ticks_reach_safecad_and_sites_open(world, pki, refca, desktop):
@@ -189,11 +146,6 @@ def test_export_writes_what_openssl_reads(world, pki, refca, desktop):
     assert r.returncode == 0, r.stderr
     assert int(r.stdout.strip().split("=")[1], 16) == int(new_serial, 16)
     w.stop()
-
-
-def done_agencies(world):
-    entry = safectl_json(world, "history")["activations"][0]
-    return {a["id"] for a in entry["agencies"] if a["done"]}
 
 
 def test_follows_safecad_stopping_and_restarting(world, pki, desktop):

@@ -40,15 +40,7 @@ def desktop(world, request):
         try:
             problems = d.stop()
         finally:
-            for i, proc in enumerate(d.agents):
-                try:
-                    print(f"----- safecad-notify log #{i} -----\n{d.agent_log(i)}")
-                except OSError:
-                    pass
-            try:
-                print(f"----- dunst log -----\n{open(d.dunst_log).read()}")
-            except (OSError, AttributeError):
-                pass
+            d.print_logs()
             shutil.rmtree(directory, ignore_errors=True)
     if problems:
         pytest.fail("teardown: " + "\n".join(problems), pytrace=False)

@@ -262,6 +262,7 @@ class Desktop:
         self.monitor = None
         self.home = os.path.join(directory, "home")
         self.runtime = os.path.join(directory, "run")
+        self.data = os.path.join(directory, "data")
         os.makedirs(self.home, exist_ok=True)
         os.makedirs(self.runtime, mode=0o700, exist_ok=True)
         self.pinentry_log = os.path.join(directory, "pinentry.log")
@@ -286,9 +287,13 @@ class Desktop:
         # What the bus starts inherits this: the accessibility bus puts its
         # socket in XDG_RUNTIME_DIR, else in ~/.cache/at-spi/bus, one path
         # for every session of the user, taken over by the latest one and
-        # removed when any one ends.
+        # removed when any one ends. The bus finds the services a test
+        # installs (the Token Manager's D-Bus activation) in the test's own
+        # data folder; the folder is there from the start, so the bus
+        # watches it.
+        os.makedirs(os.path.join(self.data, "dbus-1", "services"), exist_ok=True)
         env = dict(os.environ, HOME=self.home, XDG_RUNTIME_DIR=self.runtime,
-                   DISPLAY=self.display)
+                   DISPLAY=self.display, XDG_DATA_HOME=self.data)
         bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address",
                                 f"--address=unix:path={os.path.join(self.dir, 'session-bus')}"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -429,6 +434,19 @@ class Desktop:
                 return f.read().split()
         except FileNotFoundError:
             return []
+
+    def print_logs(self):
+        """The agents' and dunst's logs, for pytest to show when a test
+        fails."""
+        for i in range(len(self.agents)):
+            try:
+                print(f"----- safecad-notify log #{i} -----\n{self.agent_log(i)}")
+            except OSError:
+                pass
+        try:
+            print(f"----- dunst log -----\n{open(self.dunst_log).read()}")
+        except (OSError, AttributeError):
+            pass
 
     def stop(self):
         problems = []

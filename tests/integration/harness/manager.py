@@ -4,12 +4,19 @@ a session bus with its accessibility bus), driven through AT-SPI as a
 person with a screen reader would: controls found by role and name,
 pressed, and what the window shows read back."""
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
+import pytest
+
+from .desktop import Desktop
 from .safecad import BUILD_DIR, assert_sanitizer_clean
 
 MANAGER = os.path.join(BUILD_DIR, "client", "safecad-manager")
@@ -27,6 +34,48 @@ MimeType=x-scheme-handler/http;x-scheme-handler/https;
 """
 
 
+BUS_NAME = "org.safecad.Manager"
+BUILT_SERVICE = os.path.join(BUILD_DIR, "data", "org.safecad.Manager.service")
+BUILT_DESKTOP = os.path.join(BUILD_DIR, "data", "org.safecad.Manager.desktop")
+
+
+class ActivatedProcess:
+    """The window as the session bus started it: a child of the bus, not
+    of the test, so its exit status comes from the file the service's
+    command line writes."""
+
+    def __init__(self, pid, log_path, status_path):
+        self.pid = pid
+        self.log_path = log_path
+        self.status_path = status_path
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None and os.path.exists(self.status_path):
+            with open(self.status_path) as f:
+                text = f.read().strip()
+            if text:
+                self.returncode = int(text)
+        return self.returncode
+
+    def send_signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout=None):
+        deadline = time.monotonic() + (timeout or 3600)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("safecad-manager", timeout)
+            time.sleep(0.1)
+        return self.returncode
+
+
 class ManagerWindow:
     def __init__(self, world, desktop, gtk_leaks=False, **extra):
         if not os.access(MANAGER, os.X_OK):
@@ -35,6 +84,8 @@ class ManagerWindow:
         self.procs = []
         config = os.path.join(desktop.dir, "config")
         data = os.path.join(desktop.dir, "data")
+        self.config = config
+        self.data = data
         os.makedirs(os.path.join(config, "gtk-4.0"), exist_ok=True)
         os.makedirs(os.path.join(data, "applications"), exist_ok=True)
         # No blinking cursor: a window at rest wakes nobody up.
@@ -75,6 +126,65 @@ class ManagerWindow:
         proc.log_path = log
         self.procs.append(proc)
         return proc
+
+    def install_service(self):
+        """Installs the window for D-Bus activation on the test's session
+        bus, as the package does: the built .service file (its command line
+        pointed at the build and logging for the test) and desktop file, and
+        the session's environment handed to the bus for what it starts."""
+        with open(BUILT_SERVICE) as f:
+            text = f.read()
+        assert re.search(r"^Name=org\.safecad\.Manager$", text, re.M), text
+        assert "--gapplication-service" in text, text
+        n = len(self.procs)
+        self._activated_log = os.path.join(self.desktop.dir, f"manager-{n}.log")
+        self._activated_status = os.path.join(self.desktop.dir, f"manager-{n}.status")
+        command = (f"Exec=/bin/sh -c '\"$0\" --gapplication-service >>\"$1\" 2>&1; "
+                   f"echo $? >\"$2\"' {MANAGER} {self._activated_log} "
+                   f"{self._activated_status}")
+        text = re.sub(r"^Exec=.*$", lambda _: command, text, flags=re.M)
+        services = os.path.join(self.data, "dbus-1", "services")
+        os.makedirs(services, exist_ok=True)
+        with open(os.path.join(services, "org.safecad.Manager.service"), "w") as f:
+            f.write(text)
+        with open(BUILT_DESKTOP) as f:
+            entry = f.read()
+        assert "DBusActivatable=true" in entry, entry
+        with open(os.path.join(self.data, "applications", "org.safecad.Manager.desktop"),
+                  "w") as f:
+            f.write(entry)
+        self._bus("org.freedesktop.DBus", "UpdateActivationEnvironment", "a{ss}",
+                  str(len(self.env)), *[x for kv in self.env.items() for x in kv])
+        self._bus("org.freedesktop.DBus", "ReloadConfig")
+
+    def _bus(self, interface, method, *args):
+        r = subprocess.run(["busctl", f"--address={self.desktop.address}", "call",
+                            "org.freedesktop.DBus", "/org/freedesktop/DBus", interface, method]
+                           + list(args), capture_output=True, text=True, timeout=15)
+        assert r.returncode == 0, f"{method}: {r.stdout}{r.stderr}"
+        return r.stdout
+
+    def running(self):
+        """Whether the window owns its name on the session bus."""
+        names = self._bus("org.freedesktop.DBus", "ListNames")
+        return f'"{BUS_NAME}"' in names
+
+    def attach(self, timeout=60):
+        """Waits for the window the session bus started (D-Bus activation)
+        and drives that one from now on."""
+        deadline = time.monotonic() + timeout
+        while not self.running():
+            if time.monotonic() > deadline:
+                log = ""
+                if os.path.exists(self._activated_log):
+                    log = open(self._activated_log, errors="replace").read()
+                raise TimeoutError(f"the session bus did not start the window: {log}")
+            time.sleep(0.2)
+        answer = self._bus("org.freedesktop.DBus", "GetConnectionUnixProcessID", "s", BUS_NAME)
+        self.proc = ActivatedProcess(int(answer.split()[1]), self._activated_log,
+                                     self._activated_status)
+        self.procs.append(self.proc)
+        return self
 
     def log(self, proc=None):
         with open((proc or self.proc).log_path, errors="replace") as f:
@@ -209,10 +319,13 @@ class ManagerWindow:
         problems = []
         for proc in self.procs:
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                if isinstance(proc, ActivatedProcess):
+                    proc.kill()
+                else:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 proc.wait(5)
             else:
                 try:
@@ -227,3 +340,48 @@ class ManagerWindow:
                 os.killpg(self.driver.pid, signal.SIGKILL)
                 self.driver.wait(5)
         return problems
+
+
+WINDOW_TOOLS = ["Xvfb", "dbus-daemon", "xdotool", "import"]
+
+
+def require_window(tools=()):
+    """Skips the test where the window cannot be shown and read."""
+    for tool in WINDOW_TOOLS + list(tools):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    if not os.access(MANAGER, os.X_OK):
+        pytest.skip("safecad-manager is not built (GTK 4 and libadwaita missing)")
+    r = subprocess.run([PYTHON, "-c", "import pyatspi"], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("pyatspi is not installed (python3-pyatspi)")
+
+
+@contextlib.contextmanager
+def window_desktop(prefix, server):
+    """A Desktop (with notification server `server`) for tests of the
+    window; its windows (desktop.windows) and agents are closed after the
+    test, their logs printed, and a sanitizer report fails the test."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    d = Desktop(directory)
+    d.windows = []
+    problems = []
+    try:
+        d.start(server)
+        yield d
+    finally:
+        try:
+            for w in d.windows:
+                problems += w.close()
+            problems += d.stop()
+        finally:
+            d.print_logs()
+            for w in d.windows:
+                for i, proc in enumerate(w.procs):
+                    try:
+                        print(f"----- safecad-manager log #{i} -----\n{w.log(proc)}")
+                    except OSError:
+                        pass
+            shutil.rmtree(directory, ignore_errors=True)
+    if problems:
+        pytest.fail("teardown: " + "\n".join(problems), pytrace=False)

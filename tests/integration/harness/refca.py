@@ -555,3 +555,22 @@ def tls_files(directory):
             f.write(data)
         paths.append(path)
     return tuple(paths)
+
+
+def renewed(world, pki, refca):
+    """A token renewed by safectl, safecad running: the history has its
+    Step 3 list. Returns (token, the replaced certificate, the history
+    entry)."""
+    token, old = token_with_pair(world, pki, days_left=20)
+    action = refca.add_action(old, type="renew", **window(365))
+    world.start_daemon()
+    check(world, token.serial)
+    run = activate(world, token.serial, action["id"])
+    assert run.rc == 0, run
+    return token, old, safectl_json(world, "history")["activations"][0]
+
+
+def done_agencies(world):
+    """The agencies ticked in the latest activation of the history."""
+    entry = safectl_json(world, "history")["activations"][0]
+    return {a["id"] for a in entry["agencies"] if a["done"]}
