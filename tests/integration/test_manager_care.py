@@ -155,7 +155,8 @@ def test_final_try_declined_tries_nothing(world, pki, pin_shim, desktop):
     assert not sensitive(w, "Change PIN"), "the last try is used without a tick"
     w.key("Return")
     w.click("Cancel")
-    wait_until(lambda: not showing(w, "text", "Current PIN"), message="the dialog closed")
+    wait_until(lambda: not showing(w, "text", "Current PIN"), timeout=20,
+               message="the dialog closed")
     state = pin_shim.read(token)
     assert state["logins"] == 0 and state["setpins"] == 0, state
     w.stop()
