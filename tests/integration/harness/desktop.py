@@ -272,10 +272,14 @@ class Desktop:
         self.opened = os.path.join(directory, "opened.log")
 
     def start(self, server="dunst"):
-        # The display: Xvfb picks a free number and tells it on a pipe.
+        # The display: Xvfb picks a free number and tells it on a pipe. An X
+        # server resets when its last client leaves, and a client connecting
+        # during the reset is refused ("cannot open display"): a test's
+        # xdotool or screenshot can be that last client, so never reset.
         r, w = os.pipe()
         xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "1024x640x24",
-                                 "-nolisten", "tcp"], pass_fds=(w,), start_new_session=True,
+                                 "-nolisten", "tcp", "-noreset"], pass_fds=(w,),
+                                start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(w)
         self.procs.append(xvfb)
