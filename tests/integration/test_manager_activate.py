@@ -11,11 +11,11 @@ import os
 import pytest
 
 from harness.manager import ManagerWindow
-from harness.pinshim import use as use_shim
 from harness.refca import (  # noqa: F401 - refca is a fixture
-    PIN, SUPPORT, certificates, check, configure, find_cert, private_keys, refca,
+    PIN, SUPPORT, certificates, check, find_cert, private_keys, refca,
     safectl_json, serial_hex, sign_and_verify, snapshot, token_with_pair, window)
 from harness.safecad import find_token, wait_until
+from test_activation_pin import WRONG_PIN, ready, shim  # noqa: F401 - shim is a fixture
 from test_manager import desktop  # noqa: F401 - a fixture
 
 HOLDER = "CÔNG TY TNHH AN PHÁT"
@@ -56,6 +56,19 @@ def shot(desktop, name):
 def start_dialog(w, label="Activate…"):
     w.click(label)
     w.wait_text("Before you activate, know three things")
+
+
+def continue_and_confirm(w):
+    """An interrupted activation, continued from the window to the end."""
+    w.click("Continue activation…")
+    w.wait_text("Continue the interrupted activation")
+    w.click("Accept")
+    w.wait_text("Type the token's PIN")
+    type_pin(w)
+    w.click("Log in")
+    w.wait_text("Check the issued certificate", timeout=90)
+    w.click("Confirm")
+    w.wait_text("The new certificate is loaded on the token", timeout=60)
 
 
 def test_th1_through_all_five_steps(world, pki, refca, desktop):
@@ -110,9 +123,8 @@ def test_th1_through_all_five_steps(world, pki, refca, desktop):
 def test_th2_shows_each_field_and_recertifies_the_key(world, pki, refca, desktop):
     token, old = token_with_pair(world, pki)
     subject = [[a, "CÔNG TY CỔ PHẦN AN PHÁT"] if a == "O" else [a, v] for a, v in old.subject]
-    action = refca.add_action(old, type="change", subject=subject,
-                              key={"generate": False, "type": "rsa", "bits": 2048},
-                              **window(300))
+    refca.add_action(old, type="change", subject=subject,
+                     key={"generate": False, "type": "rsa", "bits": 2048}, **window(300))
     world.start_daemon()
     check(world, token.serial)
     keys_before = private_keys(token)
@@ -173,15 +185,7 @@ def test_cancel_at_confirm_writes_nothing_then_continue_uses_the_same_key(
     w.click("OK")
 
     # The window offers to go on; the same key, the CA not asked again.
-    w.click("Continue activation…")
-    w.wait_text("Continue the interrupted activation")
-    w.click("Accept")
-    w.wait_text("Type the token's PIN")
-    type_pin(w)
-    w.click("Log in")
-    w.wait_text("Check the issued certificate", timeout=90)
-    w.click("Confirm")
-    w.wait_text("The new certificate is loaded on the token", timeout=60)
+    continue_and_confirm(w)
     assert len(refca.requests("issue")) == 1
     new_serial = refca.requests("issue")[-1]["issued_serial"]
     obj, cert = find_cert(token, new_serial)
@@ -192,25 +196,6 @@ def test_cancel_at_confirm_writes_nothing_then_continue_uses_the_same_key(
 
 
 # --- the PIN's states, through the PIN shim ------------------------------------
-
-WRONG_PIN = "Wrong-000000"
-
-
-@pytest.fixture
-def shim(world, refca):
-    configure(world, refca, timeout=20)
-    return use_shim(world)
-
-
-def ready(world, pki, refca, shim, **counters):
-    token, old = token_with_pair(world, pki)
-    if counters:
-        shim.set(token, **counters)
-    action = refca.add_action(old, **window())
-    world.start_daemon()
-    check(world, token.serial)
-    return token, old, action
-
 
 def to_pin_page(w):
     w.wait_text("Renewal offered by the CA")
@@ -326,14 +311,7 @@ def test_token_pulled_mid_activation_then_continued(world, pki, refca, shim, des
     # Back in: the window offers to go on, with the same key.
     shim.set(token, pulled=0)
     world.rescan()
-    w.click("Continue activation…")
-    w.wait_text("Continue the interrupted activation")
-    w.click("Accept")
-    type_pin(w)
-    w.click("Log in")
-    w.wait_text("Check the issued certificate", timeout=90)
-    w.click("Confirm")
-    w.wait_text("The new certificate is loaded on the token", timeout=60)
+    continue_and_confirm(w)
     issues = refca.requests("issue")
     assert len({i["csr_key_sha256"] for i in issues}) == 1, f"a second key: {issues}"
     w.click("OK")
@@ -362,14 +340,7 @@ def test_daemon_restarted_while_the_certificate_is_shown(world, pki, refca, desk
 
     # It comes back: the window follows, and the activation goes on.
     world.start_daemon()
-    w.click("Continue activation…")
-    w.wait_text("Continue the interrupted activation")
-    w.click("Accept")
-    type_pin(w)
-    w.click("Log in")
-    w.wait_text("Check the issued certificate", timeout=90)
-    w.click("Confirm")
-    w.wait_text("The new certificate is loaded on the token", timeout=60)
+    continue_and_confirm(w)
     assert len(refca.requests("issue")) == 1
     w.click("OK")
     w.stop()
