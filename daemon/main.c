@@ -6,18 +6,18 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
-#include "bus-manager.h"
+#include "bus/bus-manager.h"
 #include "bus-names.h"
-#include "ca-client.h"
-#include "config.h"
+#include "ca/ca-client.h"
+#include "state/config.h"
 #include "i18n.h"
-#include "journal.h"
-#include "token.h"
-#include "context.h"
-#include "log.h"
+#include "state/journal.h"
+#include "bus/token.h"
+#include "bus/context.h"
+#include "log/log.h"
 #include "macro.h"
-#include "metrics.h"
-#include "modules.h"
+#include "bus/metrics.h"
+#include "token/modules.h"
 #include "util.h"
 
 #define DAILY_USEC (24ULL * 3600 * 1000000)

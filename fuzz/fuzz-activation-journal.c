@@ -14,12 +14,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ca-client.h"
-#include "ca-v1-pending.h"
+#include "ca/ca-client.h"
+#include "ca/ca-v1-pending.h"
 #include "fuzz.h"
 #include "hex.h"
-#include "journal.h"
-#include "log.h"
+#include "state/journal.h"
+#include "log/log.h"
 #include "macro.h"
 #include "state-folder.h"
 #include "util.h"

@@ -14,10 +14,10 @@
 #include <openssl/err.h>
 #include <string.h>
 
-#include "ca-v1-pending.h"
-#include "ca-v1.h"
+#include "ca/ca-v1-pending.h"
+#include "ca/ca-v1.h"
 #include "fuzz.h"
-#include "log.h"
+#include "log/log.h"
 #include "macro.h"
 
 #define URL "https://ra.example.vn/activation/v1/actions/r-7f3a9c/issue"

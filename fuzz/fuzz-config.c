@@ -4,9 +4,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "state/config.h"
 #include "fuzz.h"
-#include "log.h"
+#include "log/log.h"
 #include "macro.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -8,8 +8,8 @@
 
 #include "fuzz.h"
 #include "history-json.h"
-#include "history.h"
-#include "log.h"
+#include "state/history.h"
+#include "log/log.h"
 #include "macro.h"
 #include "state-folder.h"
 #include "util.h"

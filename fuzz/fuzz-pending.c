@@ -7,8 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ca-client.h"
-#include "ca-v1-pending.h"
+#include "ca/ca-client.h"
+#include "ca/ca-v1-pending.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

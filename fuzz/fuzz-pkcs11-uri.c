@@ -6,7 +6,7 @@
 #include "fuzz.h"
 #include "macro.h"
 #include "pkcs11-uri.h"
-#include "token-info.h"
+#include "token/token-info.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "log.h"
+#include "log/log.h"
 #include "macro.h"
-#include "profiles.h"
+#include "state/profiles.h"
 
 static char folder[] = "/tmp/safecad-fuzz-profile-XXXXXX";
 static char profile_path[sizeof(folder) + 32];

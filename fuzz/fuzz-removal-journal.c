@@ -21,12 +21,12 @@
 
 #include "fuzz.h"
 #include "hex.h"
-#include "jobs.h"
-#include "log.h"
+#include "jobs/jobs.h"
+#include "log/log.h"
 #include "macro.h"
-#include "modules.h"
+#include "token/modules.h"
 #include "state-folder.h"
-#include "token-session.h"
+#include "token/token-session.h"
 #include "util.h"
 
 #define FAKE_SERIAL "ce92349bcdfc0c1e"

@@ -10,9 +10,9 @@
 #include <cmocka.h>
 #include <stdio.h>
 
-#include "ca-client.h"
-#include "ca-v1-pending.h"
-#include "log.h"
+#include "ca/ca-client.h"
+#include "ca/ca-v1-pending.h"
+#include "log/log.h"
 #include "macro.h"
 
 static char *sent[] = {"5401a3", "ce0f"};

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "build-config.h"
-#include "config.h"
+#include "state/config.h"
 #include "macro.h"
 #include "tmpdir.h"
 

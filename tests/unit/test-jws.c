@@ -15,7 +15,7 @@
 #include <openssl/x509.h>
 
 #include "base64.h"
-#include "jws.h"
+#include "ca/jws.h"
 #include "macro.h"
 
 #define URL "https://ra.example.vn/activation/v1/actions/r-7f3a9c/issue"

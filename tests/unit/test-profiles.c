@@ -10,7 +10,7 @@
 
 #include "macro.h"
 #include "pki.h"
-#include "profiles.h"
+#include "state/profiles.h"
 #include "tmpdir.h"
 
 #define T_2025 INT64_C(1735689600)

@@ -9,7 +9,7 @@
 #include "macro.h"
 #include "pkcs11-uri.h"
 #include "pki.h"
-#include "token-info.h"
+#include "token/token-info.h"
 
 #define DAY INT64_C(86400)
 #define T0 INT64_C(1796083200) /* 2026-12-01T00:00:00Z */

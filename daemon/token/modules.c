@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "token/modules.h"
+
+#include <dlfcn.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hex.h"
+#include "log/log.h"
+#include "macro.h"
+#include "token/p11-error.h"
+#include "token/token-session.h"
+
+/* Bounds on what one token may make us hold: a token with more objects
+ * than this is hostile or broken. */
+#define TOKEN_MAX_CERTIFICATES 256
+#define MODULE_MAX_TOKENS 256
+
+static void module_close(Module *m)
+{
+	if (m->functions && m->initialized_by_us)
+		(void)m->functions->C_Finalize(NULL);
+	m->initialized_by_us = false;
+	if (m->handle)
+		dlclose(m->handle);
+	m->handle = NULL;
+	m->functions = NULL;
+	if (!m->ctx)
+		return;
+	PKCS11_CTX_unload(m->ctx);
+	PKCS11_CTX_free(m->ctx);
+	m->ctx = NULL;
+}
+
+static int module_open(Module *m)
+{
+	PKCS11_CTX *ctx = PKCS11_CTX_new();
+	CK_C_GetFunctionList get_function_list;
+
+	if (!ctx)
+		return -ENOMEM;
+	if (PKCS11_CTX_load(ctx, m->path) < 0) {
+		int r = p11_error_take(-ELIBBAD);
+		PKCS11_CTX_free(ctx);
+		return r;
+	}
+	m->ctx = ctx;
+	/* The instance libp11 just initialized: same path, same handle. */
+	m->handle = dlopen(m->path, RTLD_NOW | RTLD_NOLOAD);
+	get_function_list =
+	    m->handle ? (CK_C_GetFunctionList)dlsym(m->handle, "C_GetFunctionList") : NULL;
+	if (!get_function_list || get_function_list(&m->functions) != CKR_OK) {
+		module_close(m);
+		return -ELIBBAD;
+	}
+	/* Most modules share one instance, which libp11 initialized; a proxy
+	 * may give this list an instance of its own to initialize. */
+	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+	CK_RV rv = m->functions->C_Initialize(&args);
+	if (rv == CKR_OK)
+		m->initialized_by_us = true;
+	else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		module_close(m);
+		return p11_rv_to_errno(rv);
+	}
+	return 0;
+}
+
+CK_FUNCTION_LIST_PTR modules_functions(Modules *modules, const char *path)
+{
+	for (size_t i = 0; i < modules->n_items; i++)
+		if (streq(modules->items[i].path, path))
+			return modules->items[i].functions;
+	return NULL;
+}
+
+int modules_load(char *const *paths, Modules *ret)
+{
+	Modules modules = {};
+	size_t n = 0;
+
+	while (paths[n])
+		n++;
+	modules.items = calloc(n ? n : 1, sizeof(Module));
+	if (!modules.items)
+		return -ENOMEM;
+	pthread_mutex_init(&modules.lock, NULL);
+	for (size_t i = 0; i < n; i++) {
+		modules.items[i].path = strdup(paths[i]);
+		if (!modules.items[i].path) {
+			modules_clear(&modules);
+			return -ENOMEM;
+		}
+		modules.n_items++;
+	}
+	*ret = modules;
+	return 0;
+}
+
+void modules_clear(Modules *modules)
+{
+	if (!modules)
+		return;
+	for (size_t i = 0; i < modules->n_items; i++) {
+		module_close(&modules->items[i]);
+		free(modules->items[i].path);
+	}
+	if (modules->items)
+		pthread_mutex_destroy(&modules->lock);
+	free(modules->items);
+	*modules = (Modules){};
+}
+
+bool modules_use(Modules *modules)
+{
+	bool fresh;
+
+	pthread_mutex_lock(&modules->lock);
+	fresh = modules->users == 0;
+	if (modules->users++ == 0)
+		for (size_t i = 0; i < modules->n_items; i++) {
+			Module *m = &modules->items[i];
+			int r = module_open(m);
+			/* Said when it changes, not at every scan. */
+			if (r < 0 && !m->failed)
+				log_warning_errno(r, "Cannot load PKCS#11 module %s, skipping it.",
+						  m->path);
+			else if (r >= 0 && m->failed)
+				log_info("PKCS#11 module %s loads now.", m->path);
+			m->failed = r < 0;
+		}
+	pthread_mutex_unlock(&modules->lock);
+	return fresh;
+}
+
+void modules_release(Modules *modules)
+{
+	void (*on_idle)(void *userdata) = NULL;
+	void *userdata = NULL;
+
+	pthread_mutex_lock(&modules->lock);
+	if (--modules->users == 0) {
+		for (size_t i = 0; i < modules->n_items; i++)
+			module_close(&modules->items[i]);
+		on_idle = modules->on_idle;
+		userdata = modules->on_idle_userdata;
+	}
+	pthread_mutex_unlock(&modules->lock);
+	if (on_idle)
+		on_idle(userdata);
+}
+
+void modules_set_on_idle(Modules *modules, void (*on_idle)(void *userdata), void *userdata)
+{
+	pthread_mutex_lock(&modules->lock);
+	modules->on_idle = on_idle;
+	modules->on_idle_userdata = userdata;
+	pthread_mutex_unlock(&modules->lock);
+}
+
+/* CK_TOKEN_INFO's text fields are blank-padded, not NUL-terminated. */
+static char *dup_field(const unsigned char *field, size_t size)
+{
+	while (size > 0 && (field[size - 1] == ' ' || field[size - 1] == 0))
+		size--;
+	return strndup((const char *)field, size);
+}
+
+/* Every CKA_ID of objects of this class, concatenated as "hex," items. */
+static int collect_ids(TokenSession *t, CK_OBJECT_CLASS object_class, char **ret)
+{
+	CK_ATTRIBUTE template[] = {{CKA_CLASS, &object_class, sizeof(object_class)}};
+	CK_OBJECT_HANDLE objects[TOKEN_MAX_CERTIFICATES];
+	CK_ULONG n = 0;
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f;
+	int r;
+
+	r = token_session_find(t, template, ELEMENTSOF(template), objects, ELEMENTSOF(objects), &n);
+	if (r < 0)
+		return r;
+	f = open_memstream(&buf, &size);
+	if (!f)
+		return -ENOMEM;
+	fputc(',', f);
+	for (CK_ULONG i = 0; i < n; i++) {
+		_cleanup_free_ unsigned char *id = NULL;
+		_cleanup_free_ char *hex = NULL;
+		size_t id_size = 0;
+
+		if (token_session_attribute(t, objects[i], CKA_ID, &id, &id_size) < 0 ||
+		    id_size == 0)
+			continue;
+		hex = hex_encode(id, id_size);
+		if (hex)
+			fprintf(f, "%s,", hex);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	return 0;
+}
+
+static bool ids_contain(const char *ids, const char *key_id)
+{
+	char needle[2 * 256 + 3];
+
+	if (!ids || isempty(key_id) || strlen(key_id) > 2 * 256)
+		return false;
+	snprintf(needle, sizeof(needle), ",%s,", key_id);
+	return strstr(ids, needle);
+}
+
+static int read_certificate(TokenSession *t, CK_OBJECT_HANDLE object, const Profiles *profiles,
+			    CertificateEntry *entry)
+{
+	_cleanup_free_ unsigned char *der = NULL, *id = NULL, *label = NULL;
+	size_t der_size = 0, id_size = 0, label_size = 0;
+	const unsigned char *p;
+	int r;
+
+	r = token_session_attribute(t, object, CKA_VALUE, &der, &der_size);
+	if (r < 0)
+		return r;
+	p = der;
+	entry->x509 = d2i_X509(NULL, &p, (long)der_size);
+	if (!entry->x509 || p != der + der_size) {
+		ERR_clear_error();
+		return -EBADMSG;
+	}
+	if (token_session_attribute(t, object, CKA_ID, &id, &id_size) < 0)
+		id_size = 0;
+	if (token_session_attribute(t, object, CKA_LABEL, &label, &label_size) < 0)
+		label_size = 0;
+	entry->key_id = hex_encode(id ? id : (const unsigned char *)"", id_size);
+	entry->label = strndup(label ? (const char *)label : "", label_size);
+	if (!entry->key_id || !entry->label)
+		return -ENOMEM;
+	r = certificate_entry_from_x509(entry->x509, entry);
+	if (r < 0)
+		return r;
+	entry->profile = profiles_match(profiles, entry->x509);
+	return 0;
+}
+
+/* One pass over the token's objects; *ret_stale says a handle went stale
+ * meanwhile (another session made the module number its objects afresh),
+ * so that a certificate may be missing from this pass. */
+static int read_token_once(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_info,
+			   const Profiles *profiles, TokenInfo *ret, bool *ret_stale)
+{
+	CK_OBJECT_CLASS certificate_class = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE x509_type = CKC_X_509;
+	CK_ATTRIBUTE template[] = {
+	    {CKA_CLASS, &certificate_class, sizeof(certificate_class)},
+	    {CKA_CERTIFICATE_TYPE, &x509_type, sizeof(x509_type)},
+	};
+	CK_OBJECT_HANDLE objects[TOKEN_MAX_CERTIFICATES];
+	CK_ULONG n_objects = 0;
+	_cleanup_free_ char *private_ids = NULL, *public_ids = NULL;
+	TokenSession t = {};
+	TokenInfo info = {
+	    .serial = strdup_trim((const char *)token_info->serialNumber,
+				  sizeof(token_info->serialNumber)),
+	    .label = dup_field(token_info->label, sizeof(token_info->label)),
+	    .manufacturer =
+		dup_field(token_info->manufacturerID, sizeof(token_info->manufacturerID)),
+	    .model = dup_field(token_info->model, sizeof(token_info->model)),
+	    .module = strdup(m->path),
+	    .pin_count_low = token_info->flags & CKF_USER_PIN_COUNT_LOW,
+	    .pin_final_try = token_info->flags & CKF_USER_PIN_FINAL_TRY,
+	    .pin_locked = token_info->flags & CKF_USER_PIN_LOCKED,
+	    .pin_must_change = token_info->flags & CKF_USER_PIN_TO_BE_CHANGED,
+	    .pin_min_length = token_info->ulMinPinLen,
+	    .pin_max_length = token_info->ulMaxPinLen,
+	};
+	int r;
+
+	if (!info.serial || !info.label || !info.manufacturer || !info.model || !info.module) {
+		token_info_clear(&info);
+		return -ENOMEM;
+	}
+	r = token_session_open_slot(m->functions, slot, false, &t);
+	if (r < 0) {
+		log_warning_errno(r, "Cannot open a session on token %s: %m", info.serial);
+		*ret = info;
+		return 0;
+	}
+	/* Before login a token shows its certificates and public keys; a
+	 * private key may be hidden until then, and its public key object
+	 * stands for it. */
+	r = token_session_find(&t, template, ELEMENTSOF(template), objects, ELEMENTSOF(objects),
+			       &n_objects);
+	if (r < 0)
+		log_warning_errno(r, "Cannot list the certificates of token %s: %m", info.serial);
+	if (collect_ids(&t, CKO_PRIVATE_KEY, &private_ids) < 0 ||
+	    collect_ids(&t, CKO_PUBLIC_KEY, &public_ids) < 0)
+		log_warning("Cannot list the keys of token %s.", info.serial);
+	if (n_objects > 0) {
+		info.certificates = calloc(n_objects, sizeof(CertificateEntry));
+		if (!info.certificates) {
+			token_session_close(&t);
+			token_info_clear(&info);
+			return -ENOMEM;
+		}
+	}
+	for (CK_ULONG i = 0; i < n_objects; i++) {
+		CertificateEntry *entry = &info.certificates[info.n_certificates];
+
+		r = read_certificate(&t, objects[i], profiles, entry);
+		if (r < 0) {
+			certificate_entry_clear(entry);
+			if (r == -ENOMEM) {
+				token_session_close(&t);
+				token_info_clear(&info);
+				return r;
+			}
+			if (r == -ESTALE && !*ret_stale) {
+				*ret_stale = true;
+				continue;
+			}
+			log_warning_errno(
+			    r, "Token %s: a certificate cannot be read (%m), ignoring it.",
+			    info.serial);
+			continue;
+		}
+		entry->has_key = ids_contain(private_ids, entry->key_id) ||
+				 ids_contain(public_ids, entry->key_id);
+		info.n_certificates++;
+	}
+	token_session_close(&t);
+	token_info_sort_certificates(&info);
+	*ret = info;
+	return 0;
+}
+
+static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_info,
+		      const Profiles *profiles, TokenInfo *ret)
+{
+	TokenInfo info = {};
+	bool stale = false;
+	int r;
+
+	r = read_token_once(m, slot, token_info, profiles, &info, &stale);
+	if (r < 0 || !stale) {
+		if (r >= 0)
+			*ret = info;
+		return r;
+	}
+	/* Once more, on handles found afresh; what still fails then is said
+	 * and left out. */
+	token_info_clear(&info);
+	r = read_token_once(m, slot, token_info, profiles, &info, &stale);
+	if (r >= 0)
+		*ret = info;
+	return r;
+}
+
+static bool list_has_serial(const TokenList *list, const char *serial)
+{
+	for (size_t i = 0; i < list->n_items; i++)
+		if (streq(list->items[i].serial, serial))
+			return true;
+	return false;
+}
+
+static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
+{
+	CK_SLOT_ID slots[MODULE_MAX_TOKENS];
+	CK_ULONG n_slots = MODULE_MAX_TOKENS;
+	CK_RV rv;
+
+	rv = m->functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	if (rv != CKR_OK)
+		return p11_rv_to_errno(rv);
+	for (CK_ULONG i = 0; i < n_slots; i++) {
+		CK_TOKEN_INFO token_info;
+		TokenInfo info = {};
+		TokenInfo *items;
+		int r;
+
+		/* A token that fails here (pulled out, or deleted under a
+		 * module that has not reloaded) is skipped, not the module. */
+		if (m->functions->C_GetTokenInfo(slots[i], &token_info) != CKR_OK ||
+		    !(token_info.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		r = read_token(m, slots[i], &token_info, profiles, &info);
+		if (r < 0)
+			return r;
+		if (list_has_serial(list, info.serial)) {
+			log_debug("Token %s also shows through %s, ignoring the duplicate.",
+				  info.serial, m->path);
+			token_info_clear(&info);
+			continue;
+		}
+		items = realloc(list->items, (list->n_items + 1) * sizeof(TokenInfo));
+		if (!items) {
+			token_info_clear(&info);
+			return -ENOMEM;
+		}
+		list->items = items;
+		list->items[list->n_items++] = info;
+	}
+	return 0;
+}
+
+int modules_read_token(Modules *modules, const char *path, const char *serial,
+		       const Profiles *profiles, TokenInfo *ret)
+{
+	CK_FUNCTION_LIST_PTR functions = modules_functions(modules, path);
+	CK_SLOT_ID slots[MODULE_MAX_TOKENS];
+	CK_ULONG n_slots = MODULE_MAX_TOKENS;
+	CK_RV rv;
+
+	if (!functions)
+		return -ENODEV;
+	rv = functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	if (rv != CKR_OK)
+		return p11_rv_to_errno(rv);
+	for (CK_ULONG i = 0; i < n_slots; i++) {
+		CK_TOKEN_INFO token_info;
+
+		if (functions->C_GetTokenInfo(slots[i], &token_info) != CKR_OK ||
+		    !(token_info.flags & CKF_TOKEN_INITIALIZED) ||
+		    !token_info_serial_is(&token_info, serial))
+			continue;
+		for (size_t k = 0; k < modules->n_items; k++)
+			if (modules->items[k].functions == functions)
+				return read_token(&modules->items[k], slots[i], &token_info,
+						  profiles, ret);
+	}
+	return -ENODEV;
+}
+
+int modules_scan(Modules *modules, const Profiles *profiles, TokenList *ret)
+{
+	TokenList list = {};
+
+	for (size_t i = 0; i < modules->n_items; i++) {
+		Module *m = &modules->items[i];
+		int r;
+
+		if (!m->functions)
+			continue;
+		r = scan_module(m, profiles, &list);
+		if (r == -ENOMEM) {
+			token_list_clear(&list);
+			return r;
+		}
+		if (r < 0)
+			log_warning_errno(
+			    r, "Cannot list the tokens of %s (%m), ignoring it this time.",
+			    m->path);
+	}
+	*ret = list;
+	return 0;
+}
