@@ -13,25 +13,46 @@
  *    C_SetPIN that succeeds (a token handed out with a PIN to change);
  *  - a pulled-token switch: the token's slot leaves C_GetSlotList(TRUE),
  *    C_GetTokenInfo says CKR_TOKEN_NOT_PRESENT, other calls on the slot
- *    CKR_TOKEN_NOT_PRESENT and calls on its sessions CKR_DEVICE_REMOVED.
+ *    CKR_TOKEN_NOT_PRESENT and calls on its sessions CKR_DEVICE_REMOVED;
+ *  - faults on demand: one call crashes the process (SIGSEGV, SIGABRT) or
+ *    never returns, as a broken vendor module does.
  *
  * The state lives in $PIN_SHIM_STATE/<token serial>, read again on every
  * call so that a test may change it at any moment (under flock on
  * <serial>.lock, replaced by rename):
  *
  *   tries_left=3  max=3  pulled=0  logins=0  setpins=0  no_counters=0
- *   wrong_pin_rv=0xA0  must_change=0
+ *   wrong_pin_rv=0xA0  must_change=0  faults_left=1  faulted=0  fault=
  *
  * one per line. `logins` counts every C_Login call, `setpins` every
  * C_SetPIN call; `wrong_pin_rv` is what a wrong PIN answers (0x5,
  * CKR_GENERAL_ERROR, mimics many real tokens). A missing file means the
  * defaults. Without PIN_SHIM_STATE the shim changes nothing.
+ *
+ * `fault=<call>:<kind>` makes the next call <call> on the token fail, on
+ * entry, before the shim or SoftHSM does anything else for it (for
+ * C_GetTokenInfo: once SoftHSM named the token). <call> is one of
+ * C_Login, C_GenerateKeyPair, C_Sign, C_CreateObject, C_GetTokenInfo,
+ * C_FindObjectsInit, C_OpenSession (a call on a session or slot is on the
+ * token in it) or C_GetSlotList, which is on no token: its fault is in the
+ * file $PIN_SHIM_STATE/_module, with the same keys. <kind> is
+ *
+ *   segv   the process dies of SIGSEGV (its handler reset to the default
+ *          first, so that a sanitizer's cannot make it something else);
+ *   abort  abort(): the process dies of SIGABRT;
+ *   hang   the call never returns (the calling thread sleeps for good).
+ *
+ * A fault fires only while faults_left > 0. Before it fires the shim takes
+ * one from faults_left, clears `fault` when none is left, adds one to
+ * `faulted` and writes the file back, so a test sees it fired even when
+ * the process is gone.
  */
 #include <ctype.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -45,11 +66,14 @@
 #define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define DEFAULT_TRIES 3
 #define MAX_SLOTS 64
+#define FAULT_LEN 64
+#define MODULE_STATE "_module"
 #define PIN_FLAGS (CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED)
 
 typedef struct {
 	unsigned long tries_left, max, pulled, logins, setpins, no_counters, wrong_pin_rv,
-	    must_change;
+	    must_change, faults_left, faulted;
+	char fault[FAULT_LEN]; /* "<call>:<kind>", or empty */
 } State;
 
 static const struct {
@@ -64,6 +88,8 @@ static const struct {
     {"no_counters", offsetof(State, no_counters)},
     {"wrong_pin_rv", offsetof(State, wrong_pin_rv)},
     {"must_change", offsetof(State, must_change)},
+    {"faults_left", offsetof(State, faults_left)},
+    {"faulted", offsetof(State, faulted)},
 };
 
 static CK_FUNCTION_LIST *real;
@@ -95,8 +121,10 @@ static bool state_read(const char *serial, State *s)
 	bool tries_seen = false;
 	FILE *f;
 
-	*s = (State){
-	    .tries_left = DEFAULT_TRIES, .max = DEFAULT_TRIES, .wrong_pin_rv = CKR_PIN_INCORRECT};
+	*s = (State){.tries_left = DEFAULT_TRIES,
+		     .max = DEFAULT_TRIES,
+		     .wrong_pin_rv = CKR_PIN_INCORRECT,
+		     .faults_left = 1};
 	if (!state_path(serial, "", path, sizeof(path)))
 		return false;
 	f = fopen(path, "re");
@@ -108,6 +136,10 @@ static bool state_read(const char *serial, State *s)
 		if (!eq)
 			continue;
 		*eq = '\0';
+		if (strcmp(line, "fault") == 0) {
+			snprintf(s->fault, sizeof(s->fault), "%s", eq + 1);
+			s->fault[strcspn(s->fault, " \t\r\n")] = '\0';
+		}
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			if (strcmp(line, fields[i].name) == 0)
 				*field(s, i) = strtoul(eq + 1, NULL, 0);
@@ -133,6 +165,7 @@ static void state_write(const char *serial, const State *s)
 			fields[i].offset == offsetof(State, wrong_pin_rv) ? "%s=0x%lX\n"
 									  : "%s=%lu\n",
 			fields[i].name, *field((State *)s, i));
+	fprintf(f, "fault=%s\n", s->fault);
 	if (fclose(f) == 0)
 		rename(tmp, path);
 }
@@ -150,6 +183,75 @@ static int state_lock(const char *serial)
 		return -1;
 	}
 	return fd;
+}
+
+/* --- faults on demand ------------------------------------------------------ */
+
+/* The kind of the fault set for this call, NULL when none is (or it is
+ * spent, or not a kind the shim knows). */
+static const char *fault_kind(const State *s, const char *call)
+{
+	static const char *const kinds[] = {"segv", "abort", "hang"};
+	size_t n = strlen(call);
+
+	if (s->faults_left == 0 || strncmp(s->fault, call, n) != 0 || s->fault[n] != ':')
+		return NULL;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(s->fault + n + 1, kinds[i]) == 0)
+			return kinds[i];
+	return NULL;
+}
+
+static void fault_fire(const char *call, const char *kind)
+{
+	fprintf(stderr, "pin-shim: fault %s:%s\n", call, kind);
+	if (strcmp(kind, "segv") == 0) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGSEGV);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+		signal(SIGSEGV, SIG_DFL);
+		raise(SIGSEGV);
+		_exit(128 + SIGSEGV); /* not reached */
+	} else if (strcmp(kind, "abort") == 0) {
+		abort();
+	} else {
+		for (;;)
+			pause();
+	}
+}
+
+/* Fires the fault set for this call in the state file `name` (a token
+ * serial or MODULE_STATE), if any: `seen` is the state as read without the
+ * lock, so that a call with no fault set does not take it. */
+static void fault_check(const char *name, const State *seen, const char *call)
+{
+	const char *kind;
+	State s;
+	int lock;
+
+	if (!fault_kind(seen, call) || (lock = state_lock(name)) < 0)
+		return;
+	state_read(name, &s);
+	kind = fault_kind(&s, call);
+	if (kind) {
+		s.faulted++;
+		if (--s.faults_left == 0)
+			s.fault[0] = '\0';
+		state_write(name, &s);
+	}
+	close(lock);
+	if (kind)
+		fault_fire(call, kind);
+}
+
+static void module_fault(const char *call)
+{
+	State s;
+
+	if (state_read(MODULE_STATE, &s))
+		fault_check(MODULE_STATE, &s, call);
 }
 
 /* --- which token a call is about ---------------------------------------- */
@@ -206,6 +308,29 @@ static CK_RV session_gone(CK_SESSION_HANDLE session)
 		   : CKR_OK;
 }
 
+/* A call with a fault of its own: the fault, then refused while pulled. */
+static CK_RV slot_check(CK_SLOT_ID slot, const char *call)
+{
+	char serial[17];
+	State s;
+
+	if (!slot_serial(slot, serial) || !state_read(serial, &s))
+		return CKR_OK;
+	fault_check(serial, &s, call);
+	return s.pulled ? CKR_TOKEN_NOT_PRESENT : CKR_OK;
+}
+
+static CK_RV session_check(CK_SESSION_HANDLE session, const char *call)
+{
+	char serial[17];
+	State s;
+
+	if (!session_serial(session, serial) || !state_read(serial, &s))
+		return CKR_OK;
+	fault_check(serial, &s, call);
+	return s.pulled ? CKR_DEVICE_REMOVED : CKR_OK;
+}
+
 /* --- the calls that change ------------------------------------------------ */
 
 static CK_RV shim_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
@@ -214,6 +339,7 @@ static CK_RV shim_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_
 	CK_ULONG n = MAX_SLOTS, kept = 0;
 	CK_RV rv;
 
+	module_fault("C_GetSlotList");
 	if (!present || !count)
 		return real->C_GetSlotList(present, list, count);
 	rv = real->C_GetSlotList(CK_TRUE, slots, &n);
@@ -247,6 +373,7 @@ static CK_RV shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 
 	if (rv != CKR_OK || !copy_serial(info, serial) || !state_read(serial, &s))
 		return rv;
+	fault_check(serial, &s, "C_GetTokenInfo");
 	if (s.pulled)
 		return CKR_TOKEN_NOT_PRESENT;
 	info->flags &= ~PIN_FLAGS;
@@ -294,8 +421,12 @@ static CK_RV pin_attempt(CK_SESSION_HANDLE session, pin_call_t call, const PinAr
 	CK_RV rv;
 	int lock;
 
-	if (real->C_GetSessionInfo(session, &info) != CKR_OK || !slot_serial(info.slotID, serial) ||
-	    (lock = state_lock(serial)) < 0)
+	if (real->C_GetSessionInfo(session, &info) != CKR_OK || !slot_serial(info.slotID, serial))
+		return call(session, args);
+	/* Before the lock: the fault takes it itself. */
+	if (is_login && state_read(serial, &s))
+		fault_check(serial, &s, "C_Login");
+	if ((lock = state_lock(serial)) < 0)
 		return call(session, args);
 	state_read(serial, &s);
 	if (is_login)
@@ -362,7 +493,7 @@ static CK_RV shim_C_InitPIN(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_U
 	return rv;
 }
 
-/* --- the calls that only check for a pulled token ------------------------ */
+/* --- the calls that only check for a pulled token (and a fault) ----------- */
 
 /* Refused while pulled. */
 #define FORWARD(name, gone, params, args)                                                          \
@@ -381,6 +512,7 @@ static CK_RV shim_C_InitPIN(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_U
 	}
 #define S CK_SESSION_HANDLE session
 #define SG session_gone(session)
+#define SF(call) session_check(session, #call)
 #define MECH CK_MECHANISM_PTR mech
 #define KEY CK_OBJECT_HANDLE key
 #define OBJ CK_OBJECT_HANDLE obj
@@ -397,7 +529,7 @@ static CK_RV shim_C_InitPIN(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_U
 	X(C_InitToken, slot_gone(slot),                                                            \
 	  (CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG len, CK_UTF8CHAR_PTR label),             \
 	  (slot, pin, len, label))                                                                 \
-	X(C_OpenSession, slot_gone(slot),                                                          \
+	X(C_OpenSession, slot_check(slot, "C_OpenSession"),                                        \
 	  (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,                     \
 	   CK_SESSION_HANDLE_PTR session),                                                         \
 	  (slot, flags, app, notify, session))                                                     \
@@ -408,14 +540,15 @@ static CK_RV shim_C_InitPIN(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_U
 	X(C_GetOperationState, SG, (S, OUT), (session, out, out_len))                              \
 	X(C_SetOperationState, SG, (S, IN, CK_OBJECT_HANDLE ekey, CK_OBJECT_HANDLE akey),          \
 	  (session, in, in_len, ekey, akey))                                                       \
-	X(C_CreateObject, SG, (S, TMPL, CK_OBJECT_HANDLE_PTR obj), (session, tmpl, n, obj))        \
+	X(C_CreateObject, SF(C_CreateObject), (S, TMPL, CK_OBJECT_HANDLE_PTR obj),                 \
+	  (session, tmpl, n, obj))                                                                 \
 	X(C_CopyObject, SG, (S, OBJ, TMPL, CK_OBJECT_HANDLE_PTR copy),                             \
 	  (session, obj, tmpl, n, copy))                                                           \
 	X(C_DestroyObject, SG, (S, OBJ), (session, obj))                                           \
 	X(C_GetObjectSize, SG, (S, OBJ, CK_ULONG_PTR size), (session, obj, size))                  \
 	X(C_GetAttributeValue, SG, (S, OBJ, TMPL), (session, obj, tmpl, n))                        \
 	X(C_SetAttributeValue, SG, (S, OBJ, TMPL), (session, obj, tmpl, n))                        \
-	X(C_FindObjectsInit, SG, (S, TMPL), (session, tmpl, n))                                    \
+	X(C_FindObjectsInit, SF(C_FindObjectsInit), (S, TMPL), (session, tmpl, n))                 \
 	X(C_FindObjects, SG, (S, CK_OBJECT_HANDLE_PTR objs, CK_ULONG max, CK_ULONG_PTR found),     \
 	  (session, objs, max, found))                                                             \
 	X(C_FindObjectsFinal, SG, (S), (session))                                                  \
@@ -433,7 +566,7 @@ static CK_RV shim_C_InitPIN(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_U
 	X(C_DigestKey, SG, (S, KEY), (session, key))                                               \
 	X(C_DigestFinal, SG, (S, OUT), (session, out, out_len))                                    \
 	X(C_SignInit, SG, (S, MECH, KEY), (session, mech, key))                                    \
-	X(C_Sign, SG, (S, IN, OUT), (session, in, in_len, out, out_len))                           \
+	X(C_Sign, SF(C_Sign), (S, IN, OUT), (session, in, in_len, out, out_len))                   \
 	X(C_SignUpdate, SG, (S, IN), (session, in, in_len))                                        \
 	X(C_SignFinal, SG, (S, OUT), (session, out, out_len))                                      \
 	X(C_SignRecoverInit, SG, (S, MECH, KEY), (session, mech, key))                             \
@@ -451,7 +584,7 @@ static CK_RV shim_C_InitPIN(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_U
 	X(C_DecryptVerifyUpdate, SG, (S, IN, OUT), (session, in, in_len, out, out_len))            \
 	X(C_GenerateKey, SG, (S, MECH, TMPL, CK_OBJECT_HANDLE_PTR key),                            \
 	  (session, mech, tmpl, n, key))                                                           \
-	X(C_GenerateKeyPair, SG,                                                                   \
+	X(C_GenerateKeyPair, SF(C_GenerateKeyPair),                                                \
 	  (S, MECH, CK_ATTRIBUTE_PTR pub, CK_ULONG n_pub, CK_ATTRIBUTE_PTR priv, CK_ULONG n_priv,  \
 	   CK_OBJECT_HANDLE_PTR pub_key, CK_OBJECT_HANDLE_PTR priv_key),                           \
 	  (session, mech, pub, n_pub, priv, n_priv, pub_key, priv_key))                            \
