@@ -1,16 +1,26 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The PIN shim (tests/pin-shim): a PKCS#11 module in front of SoftHSM that
-adds the user-PIN retry counter, the count-low / final-try / locked flags
-and a pulled-token switch SoftHSM lacks. Its state is one small text file
-per token serial in the folder PIN_SHIM_STATE names, read again by the
-shim on every call, so a test may read and change it at any moment:
+adds the user-PIN retry counter, the count-low / final-try / locked flags,
+a pulled-token switch SoftHSM lacks, and faults on demand. Its state is
+one small text file per token serial in the folder PIN_SHIM_STATE names,
+read again by the shim on every call, so a test may read and change it at
+any moment:
 
     tries_left=3 max=3 pulled=0 logins=0 setpins=0 no_counters=0
-    wrong_pin_rv=0xA0 must_change=0   (one per line)
+    wrong_pin_rv=0xA0 must_change=0 fault= faults_left=1 faulted=0
+    (one per line)
 
 `use(world)` points a world's daemon at the shim; `PinShim.set(token, …)`
 and `.read(token)` change and read a token's counters; `.p11(token, …)`
-runs pkcs11-tool through the shim."""
+runs pkcs11-tool through the shim.
+
+Faults: `set_fault(token, "C_Sign", "segv", times=1)` makes the next
+`times` calls of C_Sign on the token kill the process that makes them
+with SIGSEGV ("abort": SIGABRT; "hang": the call never returns), on
+entry, before SoftHSM sees them. `token` None means the module's own
+file `_module`, for C_GetSlotList, the one call on no token (see CALLS).
+`faulted(token)` counts the faults fired (the shim writes it before it
+fires), `clear_fault(token)` takes back one not fired yet."""
 
 import fcntl
 import os
@@ -27,9 +37,20 @@ SHIM = os.environ.get("SAFECAD_PIN_SHIM") or os.path.join(
 CKR_GENERAL_ERROR = 0x5
 CKR_PIN_INCORRECT = 0xA0
 FIELDS = ("tries_left", "max", "pulled", "logins", "setpins", "no_counters", "wrong_pin_rv",
-          "must_change")
+          "must_change", "fault", "faults_left", "faulted")
 DEFAULTS = {"tries_left": 3, "max": 3, "pulled": 0, "logins": 0, "setpins": 0,
-            "no_counters": 0, "wrong_pin_rv": CKR_PIN_INCORRECT, "must_change": 0}
+            "no_counters": 0, "wrong_pin_rv": CKR_PIN_INCORRECT, "must_change": 0,
+            "fault": "", "faults_left": 1, "faulted": 0}
+TEXT_FIELDS = ("fault",)
+
+# The calls a fault may be set on (C_GetSlotList only with token None),
+# and what it does.
+CALLS = ("C_GetSlotList", "C_Login", "C_GenerateKeyPair", "C_Sign", "C_CreateObject",
+         "C_GetTokenInfo", "C_FindObjectsInit", "C_OpenSession")
+MODULE_CALLS = ("C_GetSlotList",)
+KINDS = ("segv", "abort", "hang")
+# The file for faults on no token (C_GetSlotList).
+MODULE_STATE = "_module"
 
 # What pkcs11-tool -L shows for each flag.
 FLAG_TEXT = {"count-low": "user PIN count low", "final-try": "final user PIN try",
@@ -37,7 +58,8 @@ FLAG_TEXT = {"count-low": "user PIN count low", "final-try": "final user PIN try
 
 
 def _serial(token):
-    return getattr(token, "serial", token)
+    """The state file's name: the token's serial, MODULE_STATE for None."""
+    return MODULE_STATE if token is None else getattr(token, "serial", token)
 
 
 class PinShim:
@@ -55,14 +77,17 @@ class PinShim:
         return os.path.join(self.dir, _serial(token) + suffix)
 
     def read(self, token):
-        """The token's counters (the defaults before the shim wrote any)."""
+        """The token's counters (the defaults before the shim wrote any);
+        token None reads the module's own file."""
         state = dict(DEFAULTS)
         tries_seen = False
         try:
             with open(self._path(token)) as f:
                 for line in f:
                     key, sep, value = line.strip().partition("=")
-                    if sep and key in state:
+                    if sep and key in TEXT_FIELDS:
+                        state[key] = value
+                    elif sep and key in state:
                         state[key] = int(value, 0)
                         tries_seen = tries_seen or key == "tries_left"
         except FileNotFoundError:
@@ -76,6 +101,8 @@ class PinShim:
         returns the new state."""
         unknown = set(values) - set(FIELDS)
         assert not unknown, f"the shim has no {unknown}"
+        for key in TEXT_FIELDS:
+            assert not any(c.isspace() for c in values.get(key, "")), values[key]
         with open(self._path(token, ".lock"), "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self.read(token)
@@ -90,6 +117,27 @@ class PinShim:
 
     def logins(self, token):
         return self.read(token)["logins"]
+
+    def set_fault(self, token, call, kind, times=1):
+        """The next `times` calls `call` on the token (on no token: None,
+        for C_GetSlotList) fail the way `kind` says: "segv" and "abort" kill
+        the calling process with SIGSEGV or SIGABRT, "hang" never returns.
+        Replaces any fault set before; returns the new state."""
+        assert call in CALLS, f"the shim has no fault for {call!r} (it has {CALLS})"
+        assert kind in KINDS, f"the shim has no fault {kind!r} (it has {KINDS})"
+        assert (token is None) == (call in MODULE_CALLS), \
+            f"{call} is on {'no token: token None' if call in MODULE_CALLS else 'a token'}"
+        assert times >= 1, times
+        return self.set(token, fault=f"{call}:{kind}", faults_left=times)
+
+    def clear_fault(self, token):
+        """No fault on the token (None: the module) any more; `faulted`
+        keeps its count."""
+        return self.set(token, fault="", faults_left=0)
+
+    def faulted(self, token):
+        """How many faults fired on the token (None: the module)."""
+        return self.read(token)["faulted"]
 
     def p11(self, token, *args, check=True):
         """pkcs11-tool through the shim, on the token with this label."""
