@@ -129,3 +129,32 @@ def test_the_api_refuses_what_the_shim_has_not(pin_shim, token):
         pin_shim.set_fault(token, "C_GetSlotList", "segv")
     with pytest.raises(AssertionError):
         pin_shim.set_fault(None, "C_Login", "segv")
+
+
+def test_sign_create_and_token_info_fault(pin_shim, token, tmp_path):
+    """C_Sign, C_CreateObject on a session, C_GetTokenInfo on a slot."""
+    r = p11(pin_shim, token, "--login", "--pin", token.pin, "--keypairgen", "--key-type",
+            "EC:prime256v1", "--id", "02", "--label", "k")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    data = tmp_path / "data"
+    data.write_bytes(b"\x01" * 32)
+    pin_shim.set_fault(token, "C_Sign", "segv")
+    r = p11(pin_shim, token, "--login", "--pin", token.pin, "--sign", "--id", "02",
+            "--mechanism", "ECDSA", "--input-file", str(data),
+            "--output-file", str(tmp_path / "sig"))
+    assert r.returncode == -signal.SIGSEGV, (r.returncode, r.stdout, r.stderr)
+    assert pin_shim.faulted(token) == 1
+    pin_shim.set_fault(token, "C_CreateObject", "abort")
+    r = p11(pin_shim, token, "--login", "--pin", token.pin, "--write-object", str(data),
+            "--type", "data", "--label", "d")
+    assert r.returncode == -signal.SIGABRT, (r.returncode, r.stdout, r.stderr)
+    assert pin_shim.faulted(token) == 2
+    pin_shim.set_fault(token, "C_GetTokenInfo", "segv")
+    r = p11(pin_shim, None, "--list-slots")
+    assert r.returncode == -signal.SIGSEGV, (r.returncode, r.stdout, r.stderr)
+    assert pin_shim.faulted(token) == 3
+    r = p11(pin_shim, token, "--login", "--pin", token.pin, "--sign", "--id", "02",
+            "--mechanism", "ECDSA", "--input-file", str(data),
+            "--output-file", str(tmp_path / "sig"))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert (tmp_path / "sig").stat().st_size == 64
