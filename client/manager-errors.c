@@ -31,6 +31,12 @@ static const char *error_words(const char *name, bool *ret_needs_support)
 		*ret_needs_support = true;
 		return _("The token's PIN is locked. Only your CA can unlock it.");
 	}
+	if (streq(name, SAFECAD_ERROR_DRIVER_FAILED)) {
+		*ret_needs_support = true;
+		return _("The token's driver failed. Nothing else was affected: take the token "
+			 "out, plug it in again and try once more. If it happens again, the token "
+			 "or its driver needs your CA's help.");
+	}
 	if (streq(name, SAFECAD_ERROR_CA) || streq(name, SAFECAD_ERROR_FAILED))
 		*ret_needs_support = true;
 	return NULL;

@@ -394,6 +394,11 @@ void show_error(AgentToken *t, const char *name, const char *message)
 		summary = _("The CA did not answer as it should");
 		body_line(&b, _("Nothing was written to the token."));
 		support_shown = true; /* safecad's message ends with it */
+	} else if (streq_ptr(name, SAFECAD_ERROR_DRIVER_FAILED)) {
+		summary = _("The token's driver failed");
+		body_line(&b,
+			  _("Take the token out, plug it in again and choose Activate now: "
+			    "the activation goes on from where it stopped, with the same key."));
 	} else if (streq_ptr(name, SAFECAD_ERROR_BUSY)) {
 		summary = _("The token is busy");
 		body_line(&b, _("Another task runs on it; try again in a moment."));

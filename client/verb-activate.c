@@ -31,6 +31,7 @@ int exit_code_for_error(const sd_bus_error *error)
 	    {"org.freedesktop.PolicyKit1.Error.NotAuthorized", EXIT_NOT_AUTHORIZED},
 	    {SAFECAD_ERROR_FINAL_TRY, EXIT_FINAL_TRY},
 	    {SAFECAD_ERROR_BUSY, EXIT_BUSY},
+	    {SAFECAD_ERROR_DRIVER_FAILED, EXIT_FAILED},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(map); i++)

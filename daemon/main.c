@@ -8,7 +8,6 @@
 #include "build-config.h"
 #include "bus/bus-manager.h"
 #include "bus-names.h"
-#include "ca/ca-client.h"
 #include "state/config.h"
 #include "i18n.h"
 #include "state/journal.h"
@@ -17,7 +16,6 @@
 #include "log/log.h"
 #include "macro.h"
 #include "bus/metrics.h"
-#include "token/modules.h"
 #include "util.h"
 
 #define DAILY_USEC (24ULL * 3600 * 1000000)
@@ -31,7 +29,6 @@ static void context_clear(Context *context)
 	context->scanner = scanner_free(context->scanner);
 	manager_clear(context);
 	polkit_queries_free(&context->polkit_queries);
-	modules_clear(&context->modules);
 	context->token_slot = sd_bus_slot_unref(context->token_slot);
 	context->object_manager_slot = sd_bus_slot_unref(context->object_manager_slot);
 	context->manager_slot = sd_bus_slot_unref(context->manager_slot);
@@ -41,7 +38,6 @@ static void context_clear(Context *context)
 	config_clear(&context->config);
 	json_decref(context->journals);
 	context->journals = NULL;
-	ca_client_global_cleanup();
 	context->daily = sd_event_source_disable_unref(context->daily);
 }
 
@@ -99,8 +95,10 @@ static void on_scan_done(TokenList *list, uint64_t generation, void *userdata)
 {
 	Context *context = userdata;
 
-	manager_apply_scan(context, list);
-	token_list_free(list);
+	if (list) {
+		manager_apply_scan(context, list);
+		token_list_free(list);
+	}
 	manager_complete_rescans(context, generation);
 }
 
@@ -116,35 +114,21 @@ static void on_pcsc_state(bool enabled, void *userdata)
 	manager_set_hotplug(userdata, enabled);
 }
 
-static int load_configuration(Context *context)
-{
-	_cleanup_free_ char *path = path_join(config_directory(), "safecad.conf");
-	_cleanup_free_ char *message = NULL;
-	int r;
-
-	if (!path)
-		return log_oom();
-	r = config_load(path, &context->config, &message);
-	if (r == -EINVAL)
-		return log_error_errno(r, "Failed to parse %s", message ? message : path);
-	if (r < 0)
-		return log_error_errno(r, "Failed to read %s: %s", path, file_error(r));
-	return profiles_load(data_directory(), config_directory(), &context->profiles);
-}
-
 static int start_tokens(Context *context)
 {
+	WorkerLimits limits = {
+	    .call_timeout_sec = context->config.call_timeout_sec,
+	    .keygen_timeout_sec = context->config.keygen_timeout_sec,
+	};
 	TokenList list = {};
 	int r;
 
-	r = modules_load(context->config.modules, &context->modules);
-	if (r < 0)
-		return log_error_errno(r, "Failed to set up the PKCS#11 modules: %m");
-	r = scanner_new(context->event, &context->modules, &context->profiles, on_scan_done,
-			context, &context->scanner);
+	r = scanner_new(context->event, &limits, &context->profiles, on_scan_done, context,
+			&context->scanner);
 	if (r < 0)
 		return log_error_errno(r, "Failed to start the token scanner: %m");
-	r = job_queue_new(context->event, token_job_event, context, &context->jobs);
+	r = job_queue_new(context->event, &limits, &context->profiles, token_job_event, context,
+			  &context->jobs);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up token jobs: %m");
 	r = scanner_scan_now(context->scanner, &list);
@@ -183,17 +167,12 @@ static int run(void)
 	sigset_t mask;
 	int r;
 
-	r = load_configuration(&context);
+	r = config_load_all(&context.config, &context.profiles);
 	if (r < 0)
 		return r;
 	r = load_journals(&context);
 	if (r < 0)
 		return r;
-	/* libcurl's global set-up is not thread-safe: before any thread. */
-	r = ca_client_global_init();
-	if (r < 0)
-		return log_error_errno(r, "Failed to set up the HTTP client: %m");
-
 	/* Blocked before any thread starts, so only the loop sees them. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

@@ -21,7 +21,8 @@
 
 #include "fuzz.h"
 #include "hex.h"
-#include "jobs/jobs.h"
+#include "jobs/job-worker.h"
+#include "state/removal-journal.h"
 #include "log/log.h"
 #include "macro.h"
 #include "token/modules.h"

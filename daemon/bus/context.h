@@ -8,7 +8,6 @@
 
 #include "state/config.h"
 #include "jobs/jobs.h"
-#include "token/modules.h"
 #include "token/pcsc-watch.h"
 #include "bus/polkit.h"
 #include "state/profiles.h"
@@ -30,7 +29,6 @@ typedef struct Context {
 	sd_bus *bus;
 	Config config;
 	Profiles profiles;
-	Modules modules;
 	Scanner *scanner;
 	PcscWatch *pcsc;
 	bool hotplug;

@@ -14,6 +14,7 @@
 #include "state/history.h"
 #include "i18n.h"
 #include "state/journal.h"
+#include "state/removal-journal.h"
 #include "log/log-event.h"
 #include "log/log.h"
 #include "macro.h"
@@ -46,8 +47,6 @@ static int job_for_token(Token *token, JobKind kind, Job **ret)
 	job->token_manufacturer = strdup(token->info.manufacturer);
 	job->token_model = strdup(token->info.model);
 	job->module_path = strdup(token->info.module ? token->info.module : "");
-	job->modules = &context->modules;
-	job->profiles = &context->profiles;
 	job->network =
 	    (CaNetwork){context->config.connect_timeout_sec, context->config.timeout_sec};
 	if (!job->token_serial || !job->token_label || !job->token_manufacturer ||
@@ -338,17 +337,24 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 	(void)malloc_trim(0);
 	if (!token)
 		return;
-	/* An activation that came while a check ran goes now. */
+	/* A job that came while a check ran goes now. */
 	if (token->next_job) {
 		Job *next = TAKE_PTR(token->next_job);
 		if (!token->present) {
-			(void)sd_bus_reply_method_errorf(next->request, SAFECAD_ERROR_TOKEN_GONE,
-							 _("Token %s is not plugged in."),
-							 token->info.serial);
+			for (size_t i = 0; i <= next->n_waiters; i++)
+				(void)sd_bus_reply_method_errorf(
+				    i == 0 ? next->request : next->waiters[i - 1],
+				    SAFECAD_ERROR_TOKEN_GONE, _("Token %s is not plugged in."),
+				    token->info.serial);
 			job_free(next);
 		} else if (job_start(context->jobs, next) < 0) {
-			(void)sd_bus_reply_method_errorf(next->request, SAFECAD_ERROR_FAILED,
-							 _("Cannot start the activation."));
+			for (size_t i = 0; i <= next->n_waiters; i++)
+				(void)sd_bus_reply_method_errorf(
+				    i == 0 ? next->request : next->waiters[i - 1],
+				    SAFECAD_ERROR_FAILED,
+				    next->kind == JOB_ACTIVATE
+					? _("Cannot start the activation.")
+					: _("Cannot start the work on the token."));
 			job_free(next);
 		} else
 			token->job = next;
@@ -400,6 +406,30 @@ static int check_busy(Token *token, sd_bus_error *error)
 	return 0;
 }
 
+/* Behind a running check (the one made on insert, say) a job from the
+ * bus waits its turn; behind anything else it is refused. */
+static int check_busy_unless_check(Token *token, sd_bus_error *error)
+{
+	if (token->present && token->job && token->job->kind == JOB_CHECK && !token->next_job)
+		return 0;
+	return check_busy(token, error);
+}
+
+/* Starts job, or queues it behind the running check. */
+static int start_or_wait(Token *token, Job *job, sd_bus_message *message, sd_bus_error *error)
+{
+	if (token->job) {
+		if (token->job->kind != JOB_CHECK || token->next_job) {
+			job_free(job);
+			return check_busy(token, error);
+		}
+		job->request = sd_bus_message_ref(message);
+		token->next_job = job;
+		return 1;
+	}
+	return start(token, job, message);
+}
+
 /* Whether a Check() from this caller may ask the CA now. Anyone may call
  * Check; a user other than root asks the CA at most CHECK_BURST times in
  * a row and then once per CHECK_REFILL_USEC on a token, and is answered
@@ -437,11 +467,29 @@ int method_check(sd_bus_message *message, void *userdata, sd_bus_error *error)
 	Job *job = NULL;
 	int r;
 
-	/* A check already running answers this call too. */
-	if (token->present && token->job && token->job->kind == JOB_CHECK &&
-	    token->job->n_waiters < ELEMENTSOF(token->job->waiters)) {
-		token->job->waiters[token->job->n_waiters++] = sd_bus_message_ref(message);
-		return 1;
+	/* Behind a running check, this call gets a check of its own that
+	 * starts after it, so that it sees what the CA says now (an action
+	 * withdrawn meanwhile): the next one, shared by every call that
+	 * comes meanwhile. A caller that may not ask the CA again now, or
+	 * one that finds no room, takes the running check's answer. */
+	if (token->present && token->job && token->job->kind == JOB_CHECK) {
+		Job *next = token->next_job;
+
+		if (next && next->kind == JOB_CHECK &&
+		    next->n_waiters < ELEMENTSOF(next->waiters)) {
+			next->waiters[next->n_waiters++] = sd_bus_message_ref(message);
+			return 1;
+		}
+		if (!next && check_may_ask(token, message) &&
+		    job_for_token(token, JOB_CHECK, &next) >= 0) {
+			next->request = sd_bus_message_ref(message);
+			token->next_job = next;
+			return 1;
+		}
+		if (token->job->n_waiters < ELEMENTSOF(token->job->waiters)) {
+			token->job->waiters[token->job->n_waiters++] = sd_bus_message_ref(message);
+			return 1;
+		}
 	}
 	r = check_busy(token, error);
 	if (r < 0)
@@ -538,15 +586,9 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 	if (!action_id_valid(action_id))
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
 					 _("\"%.64s\" is not an action id."), action_id);
-	/* Behind a running check (the one made on insert, say) the
-	 * activation waits its turn; behind anything else it is refused. */
-	bool after_check =
-	    token->present && token->job && token->job->kind == JOB_CHECK && !token->next_job;
-	if (!after_check) {
-		r = check_busy(token, error);
-		if (r < 0)
-			return r;
-	}
+	r = check_busy_unless_check(token, error);
+	if (r < 0)
+		return r;
 	r = polkit_verify(message, "org.safecad.activate", &token->context->polkit_queries, error);
 	if (r <= 0)
 		return r < 0 ? r : 1;
@@ -565,16 +607,7 @@ int method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error
 		return -ENOMEM;
 	}
 	log_info("Activating action %s on token %s.", action_id, token->info.serial);
-	if (token->job) {
-		if (token->job->kind != JOB_CHECK || token->next_job) {
-			job_free(job);
-			return check_busy(token, error);
-		}
-		job->request = sd_bus_message_ref(message);
-		token->next_job = job;
-		return 1;
-	}
-	return start(token, job, message);
+	return start_or_wait(token, job, message, error);
 }
 
 int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *error)
@@ -591,7 +624,7 @@ int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *err
 		    message, (const BoolOption[]){{"allow_final_try", &allow_final_try}}, 1, error);
 	if (r < 0)
 		return r;
-	r = check_busy(token, error);
+	r = check_busy_unless_check(token, error);
 	if (r < 0)
 		return r;
 	r = polkit_verify(message, "org.safecad.change-pin", &token->context->polkit_queries,
@@ -609,7 +642,7 @@ int method_change_pin(sd_bus_message *message, void *userdata, sd_bus_error *err
 		job_free(job);
 		return -errno;
 	}
-	return start(token, job, message);
+	return start_or_wait(token, job, message, error);
 }
 
 /* Authorizes and starts a removal of old (NULL: only the key an
@@ -621,7 +654,7 @@ static int start_removal(Token *token, sd_bus_message *message, json_t *entry,
 	Job *job = NULL;
 	int r;
 
-	r = check_busy(token, error);
+	r = check_busy_unless_check(token, error);
 	if (r < 0)
 		return r;
 	r = polkit_verify(message, "org.safecad.manage", &token->context->polkit_queries, error);
@@ -641,7 +674,7 @@ static int start_removal(Token *token, sd_bus_message *message, json_t *entry,
 		job_free(job);
 		return -ENOMEM;
 	}
-	return start(token, job, message);
+	return start_or_wait(token, job, message, error);
 }
 
 int method_remove_previous(sd_bus_message *message, void *userdata, sd_bus_error *error)

@@ -13,10 +13,9 @@ struct Token {
 	char *path;
 	TokenInfo info;
 	bool present;
-	Job *job;
-	Job *next_job;
-	/* an activation waiting for the running check */ /* running on this token, or NULL */
-	json_t *pending;				  /* the CA's entries; [] until asked */
+	Job *job;	     /* running on this token, or NULL */
+	Job *next_job;	     /* a job from the bus waiting for the running check */
+	json_t *pending;     /* the CA's entries; [] until asked */
 	json_t *running;     /* {"action","step"} of the activation running now */
 	char *warned_sha256; /* the certificate last warned about, */
 	int warned_days;     /* and at which threshold */

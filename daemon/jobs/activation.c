@@ -15,7 +15,7 @@
 #include "hex.h"
 #include "state/history.h"
 #include "i18n.h"
-#include "jobs/jobs.h"
+#include "jobs/job-worker.h"
 #include "state/journal.h"
 #include "log/log.h"
 #include "macro.h"
@@ -164,7 +164,7 @@ static void mark_withdrawn(Job *job, json_t *pending)
 	}
 }
 
-void job_run_check(Job *job)
+static void run_check(Job *job)
 {
 	json_t *pending = NULL;
 
@@ -205,7 +205,6 @@ static void activation_clear(Activation *a)
 static int advance(Activation *a, ActivationStep step)
 {
 	const char *name = activation_step_name(step);
-	const char *crash_at = getenv("SAFECAD_TEST_CRASH_AT");
 	char now[32];
 	int r;
 
@@ -222,8 +221,7 @@ static int advance(Activation *a, ActivationStep step)
 				_("Cannot record the activation's progress in %s: %s"), name,
 				strerror(-r));
 	/* For the crash tests: die here as a power cut would. */
-	if (crash_at && streq(crash_at, name))
-		raise(SIGKILL);
+	job_test_crash_point(name);
 	job_progress(a->job, a->action_id, name);
 	return 0;
 }
@@ -944,7 +942,7 @@ static void activation_run(Activation *a)
 	    confirm_error, "agencies", agencies_json(a->profile), "support", a->profile->support);
 }
 
-void job_run_activate(Job *job)
+static void run_activate(Job *job)
 {
 	Activation a = {.job = job};
 
@@ -960,3 +958,6 @@ void job_run_activate(Job *job)
 	job_read_token_again(job);
 	modules_release(job->modules);
 }
+
+const JobKindInfo job_kind_check = {JOB_CHECK, true, run_check};
+const JobKindInfo job_kind_activate = {JOB_ACTIVATE, true, run_activate};

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "jobs/jobs.h"
 
+#include <signal.h>
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "i18n.h"
 #include "log/log.h"
 #include "macro.h"
+#include "jobs/worker-proto.h"
 #include "time-util.h"
 
 #define MAX_EVENTS 1024
@@ -30,143 +33,10 @@ struct JobQueue {
 	sd_event_source *source;
 	job_event_t handler;
 	void *userdata;
+	WorkerLimits limits;
+	const Profiles *profiles;
 	bool stopping; /* answers every job waiting for its caller */
 };
-
-Job *job_new(JobKind kind)
-{
-	Job *job = calloc(1, sizeof(Job));
-
-	if (!job)
-		return NULL;
-	job->kind = kind;
-	job->pin_fd = -1;
-	job->new_pin_fd = -1;
-	job->keep_previous = true;
-	return job;
-}
-
-Job *job_free(Job *job)
-{
-	if (!job)
-		return NULL;
-	free(job->token_serial);
-	free(job->token_label);
-	free(job->token_manufacturer);
-	free(job->token_model);
-	free(job->module_path);
-	for (size_t i = 0; i < job->n_certificates; i++) {
-		X509_free(job->certificates[i].x509);
-		free(job->certificates[i].serial);
-		free(job->certificates[i].key_id);
-	}
-	free(job->certificates);
-	free(job->action_id);
-	X509_free(job->remove);
-	free(job->remove_key_id);
-	if (job->pin_fd >= 0)
-		close(job->pin_fd);
-	if (job->new_pin_fd >= 0)
-		close(job->new_pin_fd);
-	free(job->error_message);
-	json_decref(job->pending);
-	json_decref(job->result);
-	if (job->fresh)
-		token_info_clear(job->fresh);
-	free(job->fresh);
-	sd_bus_message_unref(job->request);
-	for (size_t i = 0; i < job->n_waiters; i++)
-		sd_bus_message_unref(job->waiters[i]);
-	free(job);
-	return NULL;
-}
-
-int job_add_certificate(Job *job, X509 *x509, const Profile *profile, const char *serial,
-			const char *key_id, bool has_key)
-{
-	JobCertificate *c =
-	    realloc(job->certificates, (job->n_certificates + 1) * sizeof(JobCertificate));
-
-	if (!c)
-		return -ENOMEM;
-	job->certificates = c;
-	c = &job->certificates[job->n_certificates];
-	*c = (JobCertificate){
-	    .x509 = x509,
-	    .profile = profile,
-	    .serial = strdup(serial),
-	    .key_id = strdup(key_id),
-	    .has_key = has_key,
-	};
-	if (!c->serial || !c->key_id) {
-		free(c->serial);
-		free(c->key_id);
-		return -ENOMEM;
-	}
-	X509_up_ref(x509);
-	job->n_certificates++;
-	return 0;
-}
-
-void job_read_token_again(Job *job)
-{
-	TokenInfo *info = calloc(1, sizeof(TokenInfo));
-
-	if (info && modules_read_token(job->modules, job->module_path, job->token_serial,
-				       job->profiles, info) >= 0) {
-		job->fresh = info;
-		return;
-	}
-	free(info);
-}
-
-int job_read_pin(Job *job, int *fd, Pin *pin)
-{
-	int r;
-
-	if (job->pin_deadline == 0)
-		job->pin_deadline = monotonic_usec() + JOB_PIN_TIMEOUT_USEC;
-	r = pin_read_fd(pin, *fd, job->pin_deadline);
-	close(*fd);
-	*fd = -1;
-	return r;
-}
-
-const char *job_pin_error(int r)
-{
-	switch (r) {
-	case -ENODATA:
-		return _("it is empty");
-	case -ETIMEDOUT:
-		return _("it did not arrive in time");
-	case -EMSGSIZE:
-		return _("it is too long");
-	case -EISDIR:
-	case -EBADF:
-	case -EINVAL:
-		return _("the descriptor passed cannot be read");
-	default:
-		return strerror(-r);
-	}
-}
-
-void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))
-{
-	TokenSession session = {};
-	int r;
-
-	modules_use(job->modules);
-	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
-			       &session);
-	if (r < 0)
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Token %s is not there any more (%s)."),
-			 job->token_serial, strerror(-r));
-	else
-		fn(job, &session);
-	token_session_close(&session);
-	job_read_token_again(job);
-	modules_release(job->modules);
-}
 
 static void post(JobQueue *q, Job *job, JobEventKind kind, json_t *state)
 {
@@ -184,15 +54,10 @@ static void post(JobQueue *q, Job *job, JobEventKind kind, json_t *state)
 	(void)eventfd_write(q->event_fd, 1);
 }
 
-void job_progress(Job *job, const char *action_id, const char *step)
-{
-	json_t *state = json_pack("{s:s,s:s}", "action", action_id, "step", step);
-
-	if (state)
-		post(job->queue, job, JOB_EVENT_PROGRESS, state);
-}
-
-JobAnswer job_wait_answer(Job *job, json_t *certificate)
+/* Hands certificate (taken) up as JOB_EVENT_CONFIRM and waits for the
+ * caller's answer, at most job->confirm_timeout_usec; a daemon stopping
+ * answers JOB_ANSWER_SHUTDOWN. */
+static JobAnswer wait_answer(Job *job, json_t *certificate)
 {
 	JobQueue *q = job->queue;
 	int64_t deadline = monotonic_usec() + job->confirm_timeout_usec;
@@ -228,31 +93,112 @@ void job_answer(Job *job, JobAnswer answer)
 	pthread_mutex_unlock(&q->lock);
 }
 
-int job_fail(Job *job, const char *error_name, const char *format, ...)
+/* A worker's progress, checked before it goes up. */
+static void relay_progress(Job *job, json_t *message)
 {
-	va_list ap;
+	const char *action = NULL, *step = NULL;
+	json_t *state;
 
-	job->error_name = error_name;
-	free(job->error_message);
-	va_start(ap, format);
-	if (vasprintf(&job->error_message, format, ap) < 0)
-		job->error_message = NULL;
-	va_end(ap);
-	return -1;
+	if (json_unpack(message, "{s:s,s:s}", "action", &action, "step", &step) < 0)
+		return;
+	state = json_pack("{s:s,s:s}", "action", action, "step", step);
+	if (state)
+		post(job->queue, job, JOB_EVENT_PROGRESS, state);
+}
+
+/* The crash tests' SAFECAD_TEST_CRASH_AT names a journal step at which
+ * the daemon dies as a power cut would; the worker that reached it asks
+ * for it. Only the daemon's own setting counts. */
+static void relay_crash(json_t *message)
+{
+	const char *crash_at = getenv("SAFECAD_TEST_CRASH_AT");
+	const char *step = json_string_value(json_object_get(message, "step"));
+
+	if (crash_at && step && streq(crash_at, step))
+		raise(SIGKILL);
+}
+
+/* Runs the job in a worker of its own and relays what it says until it
+ * is done or gone. */
+static void run_in_worker(Job *job)
+{
+	JobQueue *q = job->queue;
+	_cleanup_(json_decrefp) json_t *request = job_to_json(job);
+	Worker *worker = NULL;
+	int fds[WORKER_MAX_FDS];
+	size_t n_fds = 0;
+	int r;
+
+	if (!request) {
+		job_fail(job, SAFECAD_ERROR_FAILED, "%s", strerror(ENOMEM));
+		return;
+	}
+	json_object_set_new(request, "type", json_string("job"));
+	if (job->pin_fd >= 0)
+		fds[n_fds++] = job->pin_fd;
+	if (job->new_pin_fd >= 0)
+		fds[n_fds++] = job->new_pin_fd;
+	json_object_set_new(request, "n_fds", json_integer((json_int_t)n_fds));
+	r = worker_start(&q->limits, &worker);
+	if (r >= 0)
+		r = worker_request(worker, request, fds, n_fds);
+	/* The PIN pipes are the worker's now: the daemon never reads them. */
+	if (job->pin_fd >= 0)
+		close(job->pin_fd);
+	if (job->new_pin_fd >= 0)
+		close(job->new_pin_fd);
+	job->pin_fd = job->new_pin_fd = -1;
+	if (r < 0) {
+		log_error_errno(r, "Cannot start a token worker (%s): %m", worker_executable());
+		job_fail(job, SAFECAD_ERROR_FAILED, _("Cannot start a token worker: %s"),
+			 strerror(-r));
+		worker_stop(worker);
+		return;
+	}
+	for (;;) {
+		_cleanup_(json_decrefp) json_t *message = NULL;
+		_cleanup_free_ char *error_message = NULL;
+		const char *error_name = NULL, *type;
+
+		r = worker_receive(worker, &message, &error_name, &error_message);
+		if (r < 0) {
+			job_fail(job, error_name ? error_name : SAFECAD_ERROR_FAILED, "%s",
+				 error_message ? error_message : strerror(-r));
+			break;
+		}
+		type = worker_message_type(message);
+		if (streq(type, "progress"))
+			relay_progress(job, message);
+		else if (streq(type, "confirm")) {
+			json_t *certificate = json_object_get(message, "certificate");
+			JobAnswer answer = wait_answer(job, json_incref(certificate));
+			_cleanup_(json_decrefp) json_t *reply = json_pack(
+			    "{s:s,s:s}", "type", "answer", "answer", job_answer_name(answer));
+
+			if (!reply || worker_request(worker, reply, NULL, 0) < 0)
+				log_warning("Cannot hand a token worker its caller's answer.");
+		} else if (streq(type, "crash"))
+			relay_crash(message);
+		else if (streq(type, "done")) {
+			r = job_take_outputs(job, json_object_get(message, "outputs"), q->profiles);
+			if (r < 0) {
+				log_warning_errno(r, "A token worker's outputs cannot be used: %m");
+				job_fail(job, SAFECAD_ERROR_FAILED,
+					 _("The token worker's answer cannot be used."));
+			}
+			break;
+		} else
+			log_warning("A token worker sent an unknown message \"%s\", ignored.",
+				    type);
+	}
+	worker_stop(worker);
 }
 
 static void *job_thread(void *userdata)
 {
 	Job *job = userdata;
 
-	if (job->kind == JOB_CHECK)
-		job_run_check(job);
-	else if (job->kind == JOB_CHANGE_PIN)
-		job_run_change_pin(job);
-	else if (job->kind == JOB_REMOVE_PREVIOUS)
-		job_run_remove_previous(job);
-	else
-		job_run_activate(job);
+	run_in_worker(job);
 	post(job->queue, job, JOB_EVENT_DONE, NULL);
 	return NULL;
 }
@@ -291,7 +237,8 @@ static int on_events(sd_event_source *source, int fd, uint32_t revents, void *us
 	return 0;
 }
 
-int job_queue_new(sd_event *event, job_event_t handler, void *userdata, JobQueue **ret)
+int job_queue_new(sd_event *event, const WorkerLimits *limits, const Profiles *profiles,
+		  job_event_t handler, void *userdata, JobQueue **ret)
 {
 	JobQueue *q = calloc(1, sizeof(JobQueue));
 	int r;
@@ -301,13 +248,15 @@ int job_queue_new(sd_event *event, job_event_t handler, void *userdata, JobQueue
 	pthread_condattr_t attributes;
 
 	pthread_mutex_init(&q->lock, NULL);
-	/* job_wait_answer()'s deadline is on the monotonic clock. */
+	/* wait_answer()'s deadline is on the monotonic clock. */
 	pthread_condattr_init(&attributes);
 	pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->changed, &attributes);
 	pthread_condattr_destroy(&attributes);
 	q->handler = handler;
 	q->userdata = userdata;
+	q->limits = *limits;
+	q->profiles = profiles;
 	q->event_fd = -1;
 	q->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (q->event_fd < 0) {

@@ -6,10 +6,11 @@
 
 #include "bus-names.h"
 #include "i18n.h"
-#include "jobs/jobs.h"
+#include "jobs/job-worker.h"
 #include "log/log.h"
 #include "macro.h"
 #include "token/p11-error.h"
+#include "token/p11-guard.h"
 #include "pin.h"
 #include "token/token-session.h"
 
@@ -84,9 +85,8 @@ static void change_pin(Job *job, TokenSession *session)
 
 	/* In a read-write session that is not logged in, C_SetPIN changes the
 	 * user's PIN: one call, one try. */
-	rv = session->functions->C_SetPIN(session->session, (CK_UTF8CHAR_PTR)old_pin->data,
-					  old_pin->size, (CK_UTF8CHAR_PTR)new_pin->data,
-					  new_pin->size);
+	rv = P11(session->functions, C_SetPIN, session->session, (CK_UTF8CHAR_PTR)old_pin->data,
+		 old_pin->size, (CK_UTF8CHAR_PTR)new_pin->data, new_pin->size);
 	if (rv == CKR_OK) {
 		log_info("The PIN of token %s was changed.", job->token_serial);
 		return;
@@ -119,7 +119,9 @@ static void change_pin(Job *job, TokenSession *session)
 			 job->token_serial, strerror(-r));
 }
 
-void job_run_change_pin(Job *job)
+static void run_change_pin(Job *job)
 {
 	job_run_on_session(job, change_pin);
 }
+
+const JobKindInfo job_kind_change_pin = {JOB_CHANGE_PIN, false, run_change_pin};

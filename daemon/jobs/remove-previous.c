@@ -14,7 +14,6 @@
  * After a crash the daemon's next scan needs no PIN: at started both
  * stay; at removing-key and key-gone it removes the public objects. */
 #include <dirent.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <openssl/pem.h>
 #include <signal.h>
@@ -27,10 +26,11 @@
 #include "hex.h"
 #include "i18n.h"
 #include "state/history.h"
-#include "jobs/jobs.h"
+#include "jobs/job-worker.h"
 #include "log/log.h"
 #include "macro.h"
 #include "pin.h"
+#include "state/removal-journal.h"
 #include "state/state-file.h"
 #include "token/token-session.h"
 #include "util.h"
@@ -38,26 +38,6 @@
 #define REMOVAL_MAX_SIZE (64 * 1024)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Pin *, pin_free)
-
-static char *removals_directory(void)
-{
-	return path_join(state_directory(), "removals");
-}
-
-static char *removal_path(const char *token_serial)
-{
-	_cleanup_free_ char *dir = removals_directory();
-	_cleanup_free_ char *hex = hex_encode(token_serial, strlen(token_serial));
-	char *path;
-
-	if (!dir || !hex || asprintf(&path, "%s/%s.json", dir, hex) < 0)
-		return NULL;
-	return path;
-}
-
-/* One removal at a time in the whole daemon: the recovery of a scan
- * never works on a journal a running job is writing. */
-static pthread_mutex_t removal_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const StateField removal_fields[] = {
     {"token", STATE_TEXT, STATE_TOKEN_TEXT_MAX, true, false},
@@ -109,7 +89,6 @@ int removal_check(json_t *journal, const char **ret_bad)
 
 static int save_step(json_t *journal, const char *step)
 {
-	const char *crash_at = getenv("SAFECAD_TEST_CRASH_AT");
 	_cleanup_free_ char *dir = removals_directory();
 	_cleanup_free_ char *path =
 	    removal_path(json_string_value(json_object_get(journal, "token")));
@@ -126,8 +105,8 @@ static int save_step(json_t *journal, const char *step)
 		r = state_file_write(path, journal);
 	/* For the crash tests, as for activations. */
 	snprintf(name, sizeof(name), "removal-%s", step);
-	if (r >= 0 && crash_at && streq(crash_at, name))
-		raise(SIGKILL);
+	if (r >= 0)
+		job_test_crash_point(name);
 	return r;
 }
 
@@ -251,9 +230,16 @@ void removals_recover(Modules *modules)
 	DIR *d = dir ? opendir(dir) : NULL;
 	struct dirent *de;
 
+	int lock;
+
 	if (!d)
 		return;
-	pthread_mutex_lock(&removal_lock);
+	lock = removal_lock();
+	if (lock < 0) {
+		log_warning_errno(lock, "Cannot take the removals lock: %m");
+		closedir(d);
+		return;
+	}
 	while ((de = readdir(d))) {
 		_cleanup_free_ char *path = NULL;
 		size_t len = strlen(de->d_name);
@@ -263,12 +249,12 @@ void removals_recover(Modules *modules)
 			continue;
 		recover_one(modules, path);
 	}
-	pthread_mutex_unlock(&removal_lock);
+	removal_unlock(lock);
 	closedir(d);
 }
 
 /* The private key an interrupted removal left behind, destroyed now that
- * the job holds a login. Under removal_lock. */
+ * the job holds a login. Under the removals lock. */
 static int finish_pending(TokenSession *session, const char *token_serial)
 {
 	_cleanup_free_ char *path = removal_path(token_serial);
@@ -306,23 +292,21 @@ static int finish_pending(TokenSession *session, const char *token_serial)
 
 int removals_finish_logged_in(TokenSession *session, const char *token_serial)
 {
-	int r;
+	int lock, r;
 
-	pthread_mutex_lock(&removal_lock);
-	r = finish_pending(session, token_serial);
-	pthread_mutex_unlock(&removal_lock);
+	if (!removal_pending(token_serial))
+		return 0;
+	lock = removal_lock();
+	if (lock < 0)
+		r = lock;
+	else {
+		r = finish_pending(session, token_serial);
+		removal_unlock(lock);
+	}
 	if (r < 0)
 		log_warning_errno(r, "Cannot finish removing the previous key of token %s: %m",
 				  token_serial);
 	return r;
-}
-
-bool removal_pending(const char *token_serial)
-{
-	_cleanup_free_ char *path = removal_path(token_serial);
-	struct stat st;
-
-	return path && lstat(path, &st) == 0;
 }
 
 static int login(Job *job, TokenSession *session)
@@ -464,14 +448,23 @@ static void remove_previous_locked(Job *job, TokenSession *session)
 
 static void remove_previous(Job *job, TokenSession *session)
 {
+	int lock;
+
 	if (login(job, session) < 0)
 		return;
-	pthread_mutex_lock(&removal_lock);
+	lock = removal_lock();
+	if (lock < 0) {
+		job_fail(job, SAFECAD_ERROR_FAILED, _("Cannot take the removals lock: %s"),
+			 strerror(-lock));
+		return;
+	}
 	remove_previous_locked(job, session);
-	pthread_mutex_unlock(&removal_lock);
+	removal_unlock(lock);
 }
 
-void job_run_remove_previous(Job *job)
+static void run_remove_previous(Job *job)
 {
 	job_run_on_session(job, remove_previous);
 }
+
+const JobKindInfo job_kind_remove_previous = {JOB_REMOVE_PREVIOUS, false, run_remove_previous};

@@ -100,6 +100,10 @@ static int handler(void *userdata, const char *section, const char *key, const c
 		}
 	} else if (streq(section, "expiry") && streq(key, "warn_days"))
 		r = parse_warn_days(value, c);
+	else if (streq(section, "pkcs11") && streq(key, "call_timeout"))
+		r = parse_unsigned(value, 1, 3600, &c->call_timeout_sec);
+	else if (streq(section, "pkcs11") && streq(key, "keygen_timeout"))
+		r = parse_unsigned(value, 1, 3600, &c->keygen_timeout_sec);
 	else if (streq(section, "network") && streq(key, "connect_timeout"))
 		r = parse_unsigned(value, 1, 600, &c->connect_timeout_sec);
 	else if (streq(section, "network") && streq(key, "timeout"))
@@ -138,6 +142,8 @@ static int config_set_defaults(Config *c)
 	    .connect_timeout_sec = 10,
 	    .timeout_sec = 60,
 	    .confirm_timeout_sec = 300,
+	    .call_timeout_sec = 30,
+	    .keygen_timeout_sec = 180,
 	    .n_warn_days = ELEMENTSOF(default_warn_days),
 	};
 	memcpy(c->warn_days, default_warn_days, sizeof(default_warn_days));
@@ -233,4 +239,20 @@ const char *data_directory(void)
 {
 	static __thread char buf[PATH_MAX];
 	return env_or("SAFECAD_DATADIR", SAFECAD_DATADIR, buf, sizeof(buf));
+}
+
+int config_load_all(Config *config, Profiles *profiles)
+{
+	_cleanup_free_ char *path = path_join(config_directory(), "safecad.conf");
+	_cleanup_free_ char *message = NULL;
+	int r;
+
+	if (!path)
+		return log_oom();
+	r = config_load(path, config, &message);
+	if (r == -EINVAL)
+		return log_error_errno(r, "Failed to parse %s", message ? message : path);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read %s: %s", path, file_error(r));
+	return profiles_load(data_directory(), config_directory(), profiles);
 }

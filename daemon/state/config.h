@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "state/profiles.h"
+
 #define CONFIG_MAX_WARN_DAYS 16
 
 typedef struct Config {
@@ -14,6 +16,10 @@ typedef struct Config {
 	/* How long an activation that asked to confirm before writing waits
 	 * for the caller's answer. */
 	unsigned confirm_timeout_sec;
+	/* How long a PKCS#11 call may take before its worker is stopped as
+	 * hung: key generation, and every other call. */
+	unsigned call_timeout_sec;
+	unsigned keygen_timeout_sec;
 	/* The Prometheus textfile to keep up to date; NULL: none. */
 	char *metrics_textfile;
 } Config;
@@ -28,3 +34,7 @@ void config_clear(Config *config);
 const char *config_directory(void);
 const char *state_directory(void);
 const char *data_directory(void);
+
+/* safecad.conf in config_directory() and the CA profiles, as the daemon
+ * and each of its workers read them; errors are logged. */
+int config_load_all(Config *ret_config, Profiles *ret_profiles);

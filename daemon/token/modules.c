@@ -10,6 +10,7 @@
 #include "log/log.h"
 #include "macro.h"
 #include "token/p11-error.h"
+#include "token/p11-guard.h"
 #include "token/token-session.h"
 
 /* Bounds on what one token may make us hold: a token with more objects
@@ -20,7 +21,7 @@
 static void module_close(Module *m)
 {
 	if (m->functions && m->initialized_by_us)
-		(void)m->functions->C_Finalize(NULL);
+		(void)P11(m->functions, C_Finalize, NULL);
 	m->initialized_by_us = false;
 	if (m->handle)
 		dlclose(m->handle);
@@ -28,7 +29,9 @@ static void module_close(Module *m)
 	m->functions = NULL;
 	if (!m->ctx)
 		return;
+	p11_guard_enter(P11_C_Finalize);
 	PKCS11_CTX_unload(m->ctx);
+	p11_guard_leave();
 	PKCS11_CTX_free(m->ctx);
 	m->ctx = NULL;
 }
@@ -37,11 +40,16 @@ static int module_open(Module *m)
 {
 	PKCS11_CTX *ctx = PKCS11_CTX_new();
 	CK_C_GetFunctionList get_function_list;
+	int r;
 
 	if (!ctx)
 		return -ENOMEM;
-	if (PKCS11_CTX_load(ctx, m->path) < 0) {
-		int r = p11_error_take(-ELIBBAD);
+	/* libp11 calls C_GetFunctionList and C_Initialize. */
+	p11_guard_enter(P11_C_Initialize);
+	r = PKCS11_CTX_load(ctx, m->path);
+	p11_guard_leave();
+	if (r < 0) {
+		r = p11_error_take(-ELIBBAD);
 		PKCS11_CTX_free(ctx);
 		return r;
 	}
@@ -57,7 +65,7 @@ static int module_open(Module *m)
 	/* Most modules share one instance, which libp11 initialized; a proxy
 	 * may give this list an instance of its own to initialize. */
 	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
-	CK_RV rv = m->functions->C_Initialize(&args);
+	CK_RV rv = P11(m->functions, C_Initialize, &args);
 	if (rv == CKR_OK)
 		m->initialized_by_us = true;
 	else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
@@ -136,26 +144,10 @@ bool modules_use(Modules *modules)
 
 void modules_release(Modules *modules)
 {
-	void (*on_idle)(void *userdata) = NULL;
-	void *userdata = NULL;
-
 	pthread_mutex_lock(&modules->lock);
-	if (--modules->users == 0) {
+	if (--modules->users == 0)
 		for (size_t i = 0; i < modules->n_items; i++)
 			module_close(&modules->items[i]);
-		on_idle = modules->on_idle;
-		userdata = modules->on_idle_userdata;
-	}
-	pthread_mutex_unlock(&modules->lock);
-	if (on_idle)
-		on_idle(userdata);
-}
-
-void modules_set_on_idle(Modules *modules, void (*on_idle)(void *userdata), void *userdata)
-{
-	pthread_mutex_lock(&modules->lock);
-	modules->on_idle = on_idle;
-	modules->on_idle_userdata = userdata;
 	pthread_mutex_unlock(&modules->lock);
 }
 
@@ -374,7 +366,7 @@ static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
 	CK_ULONG n_slots = MODULE_MAX_TOKENS;
 	CK_RV rv;
 
-	rv = m->functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	rv = P11(m->functions, C_GetSlotList, CK_TRUE, slots, &n_slots);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
 	for (CK_ULONG i = 0; i < n_slots; i++) {
@@ -385,7 +377,7 @@ static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
 
 		/* A token that fails here (pulled out, or deleted under a
 		 * module that has not reloaded) is skipped, not the module. */
-		if (m->functions->C_GetTokenInfo(slots[i], &token_info) != CKR_OK ||
+		if (P11(m->functions, C_GetTokenInfo, slots[i], &token_info) != CKR_OK ||
 		    !(token_info.flags & CKF_TOKEN_INITIALIZED))
 			continue;
 		r = read_token(m, slots[i], &token_info, profiles, &info);
@@ -418,13 +410,13 @@ int modules_read_token(Modules *modules, const char *path, const char *serial,
 
 	if (!functions)
 		return -ENODEV;
-	rv = functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	rv = P11(functions, C_GetSlotList, CK_TRUE, slots, &n_slots);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
 	for (CK_ULONG i = 0; i < n_slots; i++) {
 		CK_TOKEN_INFO token_info;
 
-		if (functions->C_GetTokenInfo(slots[i], &token_info) != CKR_OK ||
+		if (P11(functions, C_GetTokenInfo, slots[i], &token_info) != CKR_OK ||
 		    !(token_info.flags & CKF_TOKEN_INITIALIZED) ||
 		    !token_info_serial_is(&token_info, serial))
 			continue;

@@ -35,9 +35,6 @@ typedef struct Modules {
 	size_t n_items;
 	pthread_mutex_t lock; /* guards users and loading */
 	unsigned users;
-	/* Under lock; see modules_set_on_idle(). */
-	void (*on_idle)(void *userdata);
-	void *on_idle_userdata;
 } Modules;
 
 /* Names the modules; nothing is loaded until the first use. */
@@ -52,10 +49,6 @@ void modules_clear(Modules *modules);
 bool modules_use(Modules *modules);
 /* The last user unloads them. */
 void modules_release(Modules *modules);
-
-/* on_idle is called on the thread that lets the modules go last, after
- * they are unloaded, without any lock held; NULL: nothing is called. */
-void modules_set_on_idle(Modules *modules, void (*on_idle)(void *userdata), void *userdata);
 
 /* The function list of the module loaded from path, or NULL. Only
  * between modules_use() and modules_release(). */

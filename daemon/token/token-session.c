@@ -11,6 +11,7 @@
 #include "hex.h"
 #include "macro.h"
 #include "token/p11-error.h"
+#include "token/p11-guard.h"
 
 #define MAX_SLOTS 256
 #define MAX_OBJECTS 256
@@ -50,8 +51,8 @@ int token_session_open_slot(CK_FUNCTION_LIST_PTR functions, CK_SLOT_ID slot, boo
 	TokenSession t = {.functions = functions, .slot = slot};
 	CK_RV rv;
 
-	rv = functions->C_OpenSession(slot, CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0), NULL,
-				      NULL, &t.session);
+	rv = P11(functions, C_OpenSession, slot, CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0),
+		 NULL, NULL, &t.session);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
 	t.session_open = true;
@@ -72,12 +73,12 @@ int token_session_open(CK_FUNCTION_LIST_PTR functions, const char *serial, Token
 
 	if (!functions)
 		return -ELIBACC;
-	rv = functions->C_GetSlotList(CK_TRUE, slots, &n_slots);
+	rv = P11(functions, C_GetSlotList, CK_TRUE, slots, &n_slots);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
 	for (CK_ULONG i = 0; i < n_slots; i++) {
 		CK_TOKEN_INFO info;
-		if (functions->C_GetTokenInfo(slots[i], &info) != CKR_OK)
+		if (P11(functions, C_GetTokenInfo, slots[i], &info) != CKR_OK)
 			continue;
 		if ((info.flags & CKF_TOKEN_INITIALIZED) && serial_matches(&info, serial))
 			return token_session_open_slot(functions, slots[i], true, ret);
@@ -90,16 +91,16 @@ void token_session_close(TokenSession *t)
 	if (!t->functions)
 		return;
 	if (t->logged_in)
-		(void)t->functions->C_Logout(t->session);
+		(void)P11(t->functions, C_Logout, t->session);
 	if (t->session_open)
-		(void)t->functions->C_CloseSession(t->session);
+		(void)P11(t->functions, C_CloseSession, t->session);
 	*t = (TokenSession){};
 }
 
 int token_session_pin_flags(TokenSession *t, TokenPinFlags *ret)
 {
 	CK_TOKEN_INFO info;
-	CK_RV rv = t->functions->C_GetTokenInfo(t->slot, &info);
+	CK_RV rv = P11(t->functions, C_GetTokenInfo, t->slot, &info);
 
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
@@ -118,12 +119,13 @@ int token_session_login(TokenSession *t, const char *pin, size_t pin_size)
 {
 	CK_RV rv;
 
-	rv = t->functions->C_Login(t->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, pin_size);
+	rv = P11(t->functions, C_Login, t->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, pin_size);
 	if (rv == CKR_USER_ALREADY_LOGGED_IN) {
 		/* Left from an earlier job: the PIN was not checked, so log
 		 * out and check this one. */
-		(void)t->functions->C_Logout(t->session);
-		rv = t->functions->C_Login(t->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, pin_size);
+		(void)P11(t->functions, C_Logout, t->session);
+		rv = P11(t->functions, C_Login, t->session, CKU_USER, (CK_UTF8CHAR_PTR)pin,
+			 pin_size);
 	}
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
@@ -134,12 +136,12 @@ int token_session_login(TokenSession *t, const char *pin, size_t pin_size)
 int token_session_find(TokenSession *t, CK_ATTRIBUTE *template, CK_ULONG n_template,
 		       CK_OBJECT_HANDLE *objects, CK_ULONG max, CK_ULONG *ret_n)
 {
-	CK_RV rv = t->functions->C_FindObjectsInit(t->session, template, n_template);
+	CK_RV rv = P11(t->functions, C_FindObjectsInit, t->session, template, n_template);
 
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
-	rv = t->functions->C_FindObjects(t->session, objects, max, ret_n);
-	(void)t->functions->C_FindObjectsFinal(t->session);
+	rv = P11(t->functions, C_FindObjects, t->session, objects, max, ret_n);
+	(void)P11(t->functions, C_FindObjectsFinal, t->session);
 	return rv == CKR_OK ? 0 : p11_rv_to_errno(rv);
 }
 
@@ -170,7 +172,7 @@ int token_session_attribute(TokenSession *t, CK_OBJECT_HANDLE object, CK_ATTRIBU
 	unsigned char *buf;
 	CK_RV rv;
 
-	rv = t->functions->C_GetAttributeValue(t->session, object, &a, 1);
+	rv = P11(t->functions, C_GetAttributeValue, t->session, object, &a, 1);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
 	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > MAX_ATTRIBUTE_SIZE)
@@ -179,7 +181,7 @@ int token_session_attribute(TokenSession *t, CK_OBJECT_HANDLE object, CK_ATTRIBU
 	if (!buf)
 		return -ENOMEM;
 	a.pValue = buf;
-	rv = t->functions->C_GetAttributeValue(t->session, object, &a, 1);
+	rv = P11(t->functions, C_GetAttributeValue, t->session, object, &a, 1);
 	if (rv != CKR_OK) {
 		free(buf);
 		return p11_rv_to_errno(rv);
@@ -341,9 +343,8 @@ int token_session_generate(TokenSession *t, const char *key_type, unsigned bits,
 	else
 		return -EOPNOTSUPP;
 
-	rv = t->functions->C_GenerateKeyPair(t->session, &mechanism, public_template, n_public,
-					     private_template, ELEMENTSOF(private_template),
-					     &public_key, &private_key);
+	rv = P11(t->functions, C_GenerateKeyPair, t->session, &mechanism, public_template, n_public,
+		 private_template, ELEMENTSOF(private_template), &public_key, &private_key);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
 	*ret_private = private_key;
@@ -358,10 +359,10 @@ static int sign_raw(TokenSession *t, CK_OBJECT_HANDLE key, CK_MECHANISM_TYPE typ
 	unsigned char *signature;
 	CK_RV rv;
 
-	rv = t->functions->C_SignInit(t->session, &mechanism, key);
+	rv = P11(t->functions, C_SignInit, t->session, &mechanism, key);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
-	rv = t->functions->C_Sign(t->session, (CK_BYTE_PTR)data, size, NULL, &length);
+	rv = P11(t->functions, C_Sign, t->session, (CK_BYTE_PTR)data, size, NULL, &length);
 	if (rv != CKR_OK)
 		return p11_rv_to_errno(rv);
 	if (length == 0 || length > 1024)
@@ -369,7 +370,7 @@ static int sign_raw(TokenSession *t, CK_OBJECT_HANDLE key, CK_MECHANISM_TYPE typ
 	signature = malloc(length);
 	if (!signature)
 		return -ENOMEM;
-	rv = t->functions->C_Sign(t->session, (CK_BYTE_PTR)data, size, signature, &length);
+	rv = P11(t->functions, C_Sign, t->session, (CK_BYTE_PTR)data, size, signature, &length);
 	if (rv != CKR_OK) {
 		free(signature);
 		return p11_rv_to_errno(rv);
@@ -443,7 +444,7 @@ int token_session_store_certificate(TokenSession *t, X509 *x509, const unsigned 
 	    {CKA_SERIAL_NUMBER, serial, (CK_ULONG)serial_size},
 	    {CKA_VALUE, der, (CK_ULONG)der_size},
 	};
-	rv = t->functions->C_CreateObject(t->session, template, ELEMENTSOF(template), &object);
+	rv = P11(t->functions, C_CreateObject, t->session, template, ELEMENTSOF(template), &object);
 	return rv == CKR_OK ? 0 : p11_rv_to_errno(rv);
 }
 
@@ -470,7 +471,7 @@ static int find_certificates(TokenSession *t, X509 *x509, CK_OBJECT_HANDLE *obje
 static int destroy_all(TokenSession *t, const CK_OBJECT_HANDLE *objects, CK_ULONG n)
 {
 	for (CK_ULONG i = 0; i < n; i++) {
-		CK_RV rv = t->functions->C_DestroyObject(t->session, objects[i]);
+		CK_RV rv = P11(t->functions, C_DestroyObject, t->session, objects[i]);
 		if (rv != CKR_OK)
 			return p11_rv_to_errno(rv);
 	}

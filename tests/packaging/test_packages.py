@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 # What each package must place, beyond what its .install files say.
 EXPECTED = {
     "safecad": [
-        "/usr/sbin/safecad", "/usr/bin/safectl", "/etc/safecad/safecad.conf",
+        "/usr/sbin/safecad", "/usr/libexec/safecad/safecad-worker", "/usr/bin/safectl", "/etc/safecad/safecad.conf",
         "/lib/systemd/system/safecad.service", "/usr/lib/sysusers.d/safecad.conf",
         "/usr/lib/tmpfiles.d/safecad.conf", "/usr/share/dbus-1/system.d/org.safecad.Manager1.conf",
         "/usr/share/dbus-1/system-services/org.safecad.Manager1.service",

@@ -51,6 +51,8 @@ static void assert_defaults(const Config *c)
 	assert_int_equal(c->connect_timeout_sec, 10);
 	assert_int_equal(c->timeout_sec, 60);
 	assert_int_equal(c->confirm_timeout_sec, 300);
+	assert_int_equal(c->call_timeout_sec, 30);
+	assert_int_equal(c->keygen_timeout_sec, 180);
 }
 
 /* Loads text as safecad.conf; returns config_load's result. */
@@ -155,6 +157,8 @@ static void test_values(void **state)
 				   "warn_days = 60, 45 ,0\n"
 				   "[pkcs11]\n"
 				   "modules = /a/one.so, two.so ,,/c/three.so,\n"
+				   "call_timeout = 1\n"
+				   "keygen_timeout=3600\n"
 				   "[activation]\n"
 				   "confirm_timeout = 5\n";
 	static const char *const modules[] = {"/a/one.so", "two.so", "/c/three.so"};
@@ -167,6 +171,8 @@ static void test_values(void **state)
 	assert_int_equal(c.connect_timeout_sec, 600);
 	assert_int_equal(c.timeout_sec, 3600);
 	assert_int_equal(c.confirm_timeout_sec, 5);
+	assert_int_equal(c.call_timeout_sec, 1);
+	assert_int_equal(c.keygen_timeout_sec, 3600);
 	config_clear(&c);
 }
 
@@ -244,6 +250,10 @@ static void test_bad_values(void **state)
 	    {"[activation]\nconfirm_timeout = 4\n", 2},
 	    {"[activation]\nconfirm_timeout = 3601\n", 2},
 	    {"[pkcs11]\nmodules =\n", 2},
+	    {"[pkcs11]\ncall_timeout = 0\n", 2},
+	    {"[pkcs11]\ncall_timeout = 3601\n", 2},
+	    {"[pkcs11]\nkeygen_timeout = 0\n", 2},
+	    {"[pkcs11]\nkeygen_timeout = 1 minute\n", 2},
 	    {"[pkcs11]\nmodules = , ,\n", 2},
 	    /* an inline '#' is part of the value (PRODUCT.md) */
 	    {"[network]\n# fine\ntimeout = 60 # seconds\n", 3},
