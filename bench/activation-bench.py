@@ -19,7 +19,8 @@ method and times it end to end:
             openssl req -new with the pkcs11 engine (subject from the
             action, -utf8, SHA-256); curl GET /nonce; the issue JWS signed
             on the token with the old key (pkcs11-tool --sign -m
-            SHA256-RSA-PKCS); curl POST issue; openssl x509 (serial of the
+            SHA256-RSA-PKCS; an EC key signs the hash the script made, -m
+            ECDSA); curl POST issue; openssl x509 (serial of the
             new certificate); pkcs11-tool --write-object; curl GET /nonce;
             the confirm JWS signed with the new key; curl POST confirm.
             Total = the sum of those subprocesses' wall times; key
@@ -47,7 +48,7 @@ folder, and is stopped and removed at the end, also on Ctrl-C or SIGTERM.
 import argparse
 import base64
 import datetime
-import importlib.util
+import hashlib
 import json
 import os
 import re
@@ -64,6 +65,8 @@ import threading
 import time
 import urllib.parse
 
+import benchlib
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
 REFCA_DIR = os.path.join(REPO, "tools", "reference-ca")
@@ -75,6 +78,9 @@ SUBJECT = [["C", "VN"], ["ST", "Hà Nội"], ["L", "Cầu Giấy"],
            ["CN", "CÔNG TY TNHH THƯƠNG MẠI VÀ DỊCH VỤ AN PHÁT"],
            ["UID", "MST:0101234567"]]
 KEY_SPEC = {"generate": True, "type": "rsa", "bits": 2048}
+# pkcs11-tool --key-type names of the CA's EC curves.
+EC_CURVES = {"P-256": "prime256v1", "P-384": "secp384r1", "P-521": "secp521r1"}
+JWS_ALG = {"rsa": "RS256", "ec": "ES256"}
 
 SAFECAD_NAME = "org.safecad.Manager1"
 SAFECAD_MANAGER = "/org/safecad/Manager1"
@@ -89,18 +95,9 @@ TARGET_OVERHEAD_MS = 50.0
 sys.path.insert(0, REFCA_DIR)
 
 
-def _load_status_bench():
-    """bench/status-bench.py's helpers (process groups, the private bus,
-    errors), shared rather than copied."""
-    spec = importlib.util.spec_from_file_location(
-        "status_bench", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                     "status-bench.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sb = _load_status_bench()
+# bench/status-bench.py's helpers (process groups, the private bus, errors),
+# shared rather than copied.
+sb = benchlib.load("status-bench")
 BenchError, Stop, Processes, log, run, start_bus, tail = (
     sb.BenchError, sb.Stop, sb.Processes, sb.log, sb.run, sb.start_bus, sb.tail)
 
@@ -162,8 +159,9 @@ class Signals:
     """Every org.safecad.Token1 signal on the bus, with its arrival time
     (CLOCK_MONOTONIC ns), caught by a thread with its own GLib context."""
 
-    def __init__(self, address):
+    def __init__(self, address, interface=TOKEN_IFACE):
         from gi.repository import Gio, GLib
+        self.interface = interface
         self.Gio, self.GLib = Gio, GLib
         self.events = []
         self.lock = threading.Lock()
@@ -181,7 +179,7 @@ class Signals:
         ctx.push_thread_default()
         try:
             conn = connect(address)
-            conn.signal_subscribe(None, TOKEN_IFACE, None, None, None,
+            conn.signal_subscribe(None, self.interface, None, None, None,
                                   Gio.DBusSignalFlags.NONE, self._on_signal, None)
             # A round trip: the match rule is in place before we go on.
             conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -373,8 +371,10 @@ class Proxy:
 
 
 class CA:
-    def __init__(self, procs, directory):
+    def __init__(self, procs, directory, key_spec=KEY_SPEC):
+        """The CA queues renewals to a new key as key_spec says."""
         import refca_client
+        self.key_spec = key_spec
         state = os.path.join(directory, "refca")
         self.log_path = os.path.join(directory, "refca.log")
         with open(self.log_path, "wb") as log_file:
@@ -411,7 +411,7 @@ class CA:
         return self.admin.add_action(
             replaces_serial=replaces, type="renew", not_before=rfc3339(now),
             not_after=rfc3339(now + datetime.timedelta(days=730 + round_no)),
-            key=KEY_SPEC)
+            key=self.key_spec)
 
     def issued_pem(self, action_id):
         return self.admin.action(action_id)["issued"]["certificate"]
@@ -463,6 +463,7 @@ def make_token(env, ca, directory, label):
     if not serial:
         raise BenchError(f"token {label} not found after making it:\n{out}")
     return {"label": label, "serial": serial, "pem": answer["certificate"], "key_id": "01",
+            "key_type": "rsa",
             "facts": facts}
 
 
@@ -770,8 +771,8 @@ class ByHand:
                 raise BenchError(f"by hand, {name}: no Replay-Nonce in {headers!r}")
             return m.group(1)
 
-        def signing_input(cert_der, nonce_value, url, payload):
-            header = {"alg": "RS256", "x5c": [base64.b64encode(cert_der).decode()],
+        def signing_input(cert_der, key_type, nonce_value, url, payload):
+            header = {"alg": JWS_ALG[key_type], "x5c": [base64.b64encode(cert_der).decode()],
                       "nonce": nonce_value, "url": url}
             protected = b64url(json.dumps(header).encode())
             payload_b64 = b64url(json.dumps(payload).encode())
@@ -797,10 +798,24 @@ class ByHand:
             raise BenchError(f"by hand: /pending does not list {action['id']}: {pending}")
         entry = entry[0]
         action_id = entry["id"]
+        def sign(name, key_type, key_id, tbs_text, out):
+            """SoftHSM has no CKM_ECDSA_SHA256: for an EC key the glue
+            hashes and the token signs the hash (CKM_ECDSA, r || s as JWS
+            wants it)."""
+            if key_type == "rsa":
+                mechanism, data = "SHA256-RSA-PKCS", tbs_text.encode()
+            else:
+                mechanism, data = "ECDSA", glue(lambda: hashlib.sha256(tbs_text.encode()).digest())
+            step(name, "token", self.p11("--sign", "-m", mechanism, "--id", key_id,
+                                         "-i", write(out + ".in", data), "-o", self.path(out)))
+
         # 2. A new key on the token, with a fresh CKA_ID.
         new_id = glue(lambda: secrets.token_hex(8))
+        new_key = entry["key"]
+        key_type = (f"rsa:{new_key['bits']}" if new_key["type"] == "rsa"
+                    else f"EC:{EC_CURVES[new_key['curve']]}")
         step("pkcs11-tool --keypairgen", "keygen",
-             self.p11("--keypairgen", "--key-type", f"rsa:{entry['key']['bits']}",
+             self.p11("--keypairgen", "--key-type", key_type,
                       "--id", new_id, "--label", f"by hand {action_id}"))
         # 3. The request, signed on the token with the new key.
         uri = glue(lambda: "pkcs11:token={};id={};type=private;pin-value={}".format(
@@ -816,12 +831,11 @@ class ByHand:
         value = nonce("curl GET /nonce (issue)")
         with open(csr_file, "rb") as f:
             csr = f.read()
-        protected, payload_b64 = glue(signing_input, old_der, value, url,
+        old_type = self.token["key_type"]
+        protected, payload_b64 = glue(signing_input, old_der, old_type, value, url,
                                       {"csr": b64url(csr)})
-        tbs = write("issue.tbs", f"{protected}.{payload_b64}")
-        step("pkcs11-tool --sign (old key)", "token",
-             self.p11("--sign", "-m", "SHA256-RSA-PKCS", "--id", self.token["key_id"],
-                      "-i", tbs, "-o", self.path("issue.sig")))
+        sign("pkcs11-tool --sign (old key)", old_type, self.token["key_id"],
+             f"{protected}.{payload_b64}", "issue.sig")
         issued = curl_json("curl POST issue", url,
                            write("issue.json", glue(jws_body, protected, payload_b64,
                                                     self.path("issue.sig"))),
@@ -843,13 +857,11 @@ class ByHand:
         # 6. Confirm, signed with the new key.
         url = f"{self.base}/actions/{action_id}/confirm"
         value = nonce("curl GET /nonce (confirm)")
-        protected, payload_b64 = glue(signing_input, new_der, value, url,
+        protected, payload_b64 = glue(signing_input, new_der, new_key["type"], value, url,
                                       {"installed_serial": facts["serial"],
                                        "keep_previous": True})
-        tbs = write("confirm.tbs", f"{protected}.{payload_b64}")
-        step("pkcs11-tool --sign (new key)", "token",
-             self.p11("--sign", "-m", "SHA256-RSA-PKCS", "--id", new_id, "-i", tbs,
-                      "-o", self.path("confirm.sig")))
+        sign("pkcs11-tool --sign (new key)", new_key["type"], new_id,
+             f"{protected}.{payload_b64}", "confirm.sig")
         answer = curl_json("curl POST confirm", url,
                            write("confirm.json", glue(jws_body, protected, payload_b64,
                                                       self.path("confirm.sig"))),
@@ -857,7 +869,7 @@ class ByHand:
         if answer.get("status") != "completed":
             raise BenchError(f"by hand: confirm answered {answer}")
 
-        self.token.update(pem=new_pem, facts=facts, key_id=new_id)
+        self.token.update(pem=new_pem, facts=facts, key_id=new_id, key_type=new_key["type"])
         t0, t1 = steps[0]["t0"], steps[-1]["t1"]
         records = p11_log.read_new()
         for s in steps:
@@ -1152,14 +1164,7 @@ def main():
         description="safecad activation against the same steps by hand (pkcs11-tool, openssl, "
                     "curl).")
     parser.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
-    parser.add_argument("--build-dir",
-                        default=os.environ.get("SAFECAD_BUILD_DIR") or os.path.join(REPO, "build"),
-                        help="meson build folder ($SAFECAD_BUILD_DIR, default <repo>/build)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary folder (logs, tokens, CA state) and print its "
-                             "path")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 3 when safecad misses a target")
+    benchlib.add_common_options(parser)
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")

@@ -77,16 +77,8 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 """
 
 
-class Stop(Exception):
-    """SIGTERM or SIGHUP: unwind and clean up, as for Ctrl-C."""
-
-
-class BenchError(Exception):
-    pass
-
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
+# Shared with the other bench scripts, which take them from here or there.
+from benchlib import BenchError, Stop, log  # noqa: E402
 
 
 class Processes:
@@ -101,26 +93,37 @@ class Processes:
         self.procs.append((name, proc))
         return proc
 
+    def stop(self, proc):
+        """Stops one process started here, with its process group."""
+        for name, started in self.procs:
+            if started is proc:
+                self._stop(name, proc)
+        self.procs = [(n, p) for n, p in self.procs if p is not proc]
+
     def stop_all(self):
         for name, proc in reversed(self.procs):
-            if proc.poll() is not None:
-                continue
-            # The group is the one start() made for this process: its own
-            # helpers (certmonger forks some) go with it.
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                log(f"{name} (pid {proc.pid}) ignored SIGTERM, killing it")
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(5)
+            self._stop(name, proc)
         self.procs.clear()
+
+    @staticmethod
+    def _stop(name, proc):
+        if proc.poll() is not None:
+            return
+        # The group is the one start() made for this process: its own
+        # helpers (certmonger forks some) go with it.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            log(f"{name} (pid {proc.pid}) ignored SIGTERM, killing it")
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
 
 
 def run(argv, env, what):
@@ -297,6 +300,17 @@ def start_certmonger(procs, directory, env, pairs):
     try:
         wait_for("certmonger on the bus", lambda: bus.has_owner(CERTMONGER_NAME), 30,
                  proc, log_path)
+    finally:
+        bus.close()
+    paths = track_certificates(env, pairs, len(pairs), proc, log_path)
+    return proc, paths, log_path
+
+
+def track_certificates(env, pairs, expected, proc, log_path):
+    """`getcert start-tracking` of each pair, then wait until certmonger
+    has `expected` requests in all, every one MONITORING; their paths."""
+    bus = Bus(env["DBUS_SYSTEM_BUS_ADDRESS"])
+    try:
         for pair in pairs:
             run(["getcert", "start-tracking", "-S", "-I", pair["label"],
                  "-f", pair["pem"], "-k", pair["key"]], env, "getcert start-tracking")
@@ -306,18 +320,19 @@ def start_certmonger(procs, directory, env, pairs):
                                               CERTMONGER_NAME, "get_requests")]
             states = [str(bus.get(CERTMONGER_NAME, p, CERTMONGER_REQUEST_IFACE, "status"))
                       for p in paths]
-            if len(paths) == len(pairs) and all(s == "MONITORING" for s in states):
+            if len(paths) == expected and all(s == "MONITORING" for s in states):
                 return paths
             return None
 
-        paths = wait_for(f"certmonger monitoring {len(pairs)} requests", all_monitoring, 60,
-                         proc, log_path)
+        return wait_for(f"certmonger monitoring {expected} requests", all_monitoring, 60,
+                        proc, log_path)
     finally:
         bus.close()
-    return proc, paths, log_path
 
 
-def start_safecad(procs, directory, env, binary, count):
+def start_safecad(procs, directory, env, binary, count, pcsc_socket=None):
+    """safecad with COUNT SoftHSM tokens; hotplug only when pcsc_socket
+    names a pcscd's socket."""
     config_dir = os.path.join(directory, "safecad-config")
     state_dir = os.path.join(directory, "safecad-state")
     os.makedirs(config_dir)
@@ -334,9 +349,11 @@ def start_safecad(procs, directory, env, binary, count):
                CONFIGURATION_DIRECTORY=config_dir,
                STATE_DIRECTORY=state_dir,
                SAFECAD_DATADIR=os.path.join(REPO, "data"),
-               # No pcscd: hotplug is off, tokens are found at start. The
-               # idle figure is then the daemon's own, without the watcher.
-               PCSCLITE_CSOCK_NAME=os.path.join(directory, "no-pcscd", "pcscd.comm"),
+               # No pcscd by default: hotplug is off, tokens are found at
+               # start. The idle figure is then the daemon's own, without
+               # the watcher.
+               PCSCLITE_CSOCK_NAME=pcsc_socket or os.path.join(directory, "no-pcscd",
+                                                               "pcscd.comm"),
                NOTIFY_SOCKET=notify_path)
     log_path = os.path.join(directory, "safecad.log")
     with open(log_path, "wb") as log_file:

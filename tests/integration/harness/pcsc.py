@@ -238,7 +238,9 @@ sys.exit(_probe({reader_prefix!r}, {timeout!r}))
     return r.returncode == 0
 
 
-def _probe(reader_prefix, timeout):
+def _open_reader(reader_prefix):
+    """(library, context, reader state) for the first reader whose name
+    starts with reader_prefix, or an exit code for _probe."""
     lib = ctypes.CDLL("libpcsclite.so.1")
     ctx = ctypes.c_long()
     rv = lib.SCardEstablishContext(SCARD_SCOPE_SYSTEM, None, None, ctypes.byref(ctx))
@@ -258,6 +260,14 @@ def _probe(reader_prefix, timeout):
     st.dwCurrentState = SCARD_STATE_UNAWARE
     lib.SCardGetStatusChange.argtypes = [ctypes.c_long, ctypes.c_ulong,
                                          ctypes.POINTER(_ReaderState), ctypes.c_ulong]
+    return lib, ctx, st
+
+
+def _probe(reader_prefix, timeout):
+    opened = _open_reader(reader_prefix)
+    if isinstance(opened, int):
+        return opened
+    lib, ctx, st = opened
     deadline = time.monotonic() + timeout
     while True:
         rv = lib.SCardGetStatusChange(ctx, 0, ctypes.byref(st), 1) & 0xFFFFFFFF
@@ -268,3 +278,25 @@ def _probe(reader_prefix, timeout):
         if time.monotonic() >= deadline:
             return 1
         time.sleep(0.05)
+
+
+def observe(reader_prefix=b"Virtual PCD 00 00"):
+    """Waits in SCardGetStatusChange(INFINITE) on the first vpcd reader and
+    prints "<CLOCK_MONOTONIC ns> <dwEventState>" each time pcscd wakes it:
+    an independent client's view of when a card event reached PC/SC
+    clients (bench/service-bench.py). The first line is the state at start.
+    Run it in a process of its own with PCSCLITE_CSOCK_NAME set."""
+    opened = _open_reader(reader_prefix)
+    if isinstance(opened, int):
+        return opened
+    lib, ctx, st = opened
+    timeout = 0
+    while True:
+        rv = lib.SCardGetStatusChange(ctx, timeout, ctypes.byref(st), 1) & 0xFFFFFFFF
+        now = time.monotonic_ns()
+        if rv != SCARD_S_SUCCESS:
+            print(f"{now} error 0x{rv:08X}", flush=True)
+            return 6
+        print(f"{now} {st.dwEventState}", flush=True)
+        st.dwCurrentState = st.dwEventState
+        timeout = INFINITE
