@@ -379,7 +379,9 @@ def report(args, results, errors):
     cm, one = results.get("certmonger"), results.get("rss 1")
     if cm and one:
         ratio = one["total"] / cm["rss"]["total"]
-        row("idle RSS, 1 token", mib(one["total"]), f"certmonger {mib(cm['rss']['total'])}",
+        row("idle RSS, 1 token",
+            f"{mib(one['total'])} (daemon {one['main'] / 1024:.1f} + workers "
+            f"{one['others'] / 1024:.1f})", f"certmonger {mib(cm['rss']['total'])}",
             f"<= {GOAL_RSS_RATIO}x certmonger", ratio <= GOAL_RSS_RATIO, f"{ratio:.2f}x")
     else:
         row("idle RSS, 1 token", "n/a", "certmonger", f"<= {GOAL_RSS_RATIO}x certmonger", None)
@@ -419,7 +421,9 @@ def report(args, results, errors):
     metric = f"RSS per token at {args.many_tokens} tokens"
     if many and one:
         per = (many["total"] - one["total"]) / (args.many_tokens - 1)
-        row(metric, f"{per:.1f} KiB", "(none)", f"<= {GOAL_RSS_PER_TOKEN_KIB:.0f} KiB",
+        per_main = (many["main"] - one["main"]) / (args.many_tokens - 1)
+        row(metric, f"{per:.1f} KiB (daemon {per_main:.1f} + workers {per - per_main:.1f})",
+            "(none)", f"<= {GOAL_RSS_PER_TOKEN_KIB:.0f} KiB",
             per <= GOAL_RSS_PER_TOKEN_KIB)
     else:
         row(metric, "n/a", "(none)", f"<= {GOAL_RSS_PER_TOKEN_KIB:.0f} KiB", None)
@@ -428,7 +432,8 @@ def report(args, results, errors):
     print(f"safecad service benchmark, {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %z}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}"
           + (" (--quick: fewer repetitions)" if args.quick else ""))
-    print(f"  {args.binary}, built {results.get('built', '?')}")
+    print(f"  {args.binary}, built {results.get('built', '?')}; load average "
+          f"{results['load'][0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     print()
     ab.table(("", "safecad", "peer", "goal", "met?"), rows, ["<", ">", ">", ">", "<"])
     print()
@@ -469,6 +474,13 @@ def report(args, results, errors):
         print("  safecad: `safectl activate` wall time; CA = its requests' round trips at the "
               "proxy. By hand: the sum of the")
         print("  tools' wall times; CA = the curl runs (bench/activation-bench.py explains both).")
+        sc_rest = statistics.median(r["total"] - r["ca"] - r["keygen"] for r in act["safecad"])
+        bh_rest = statistics.median(r["total"] - r["ca"] - r["keygen_token"]
+                                    for r in act["by hand"])
+        print(f"  (info) wall - CA - C_GenerateKeyPair, median: safecad {ms(sc_rest):.0f} ms, by "
+              f"hand {ms(bh_rest):.0f} ms ({sc_rest / bh_rest:.2f}x); C_GenerateKeyPair median "
+              f"{ms(statistics.median(r['keygen'] for r in act['safecad'])):.1f} / "
+              f"{ms(statistics.median(r['keygen_token'] for r in act['by hand'])):.1f} ms")
     for part, error in errors:
         print(f"{part}: could not run: {error.splitlines()[0]}")
     return missed
@@ -522,7 +534,7 @@ def main():
     procs = Processes()
     bench_run.on_finish(procs.stop_all)
     signals = None
-    results = {"built": datetime.datetime.fromtimestamp(
+    results = {"load": os.getloadavg(), "built": datetime.datetime.fromtimestamp(
         os.path.getmtime(args.binary)).astimezone().strftime("%Y-%m-%d %H:%M:%S")}
     errors = []
     many = max(args.status_tokens, args.many_tokens)
