@@ -16,6 +16,7 @@
 #include "log/log.h"
 #include "macro.h"
 #include "bus/metrics.h"
+#include "bus/rescans.h"
 #include "util.h"
 
 #define DAILY_USEC (24ULL * 3600 * 1000000)
@@ -99,7 +100,7 @@ static void on_scan_done(TokenList *list, uint64_t generation, void *userdata)
 		manager_apply_scan(context, list);
 		token_list_free(list);
 	}
-	manager_complete_rescans(context, generation);
+	rescans_complete(context, generation);
 }
 
 static void on_pcsc_changed(void *userdata)
@@ -127,7 +128,7 @@ static int start_tokens(Context *context)
 			&context->scanner);
 	if (r < 0)
 		return log_error_errno(r, "Failed to start the token scanner: %m");
-	r = job_queue_new(context->event, &limits, &context->profiles, token_job_event, context,
+	r = job_queue_new(context->event, &limits, &context->profiles, manager_job_event, context,
 			  &context->jobs);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up token jobs: %m");

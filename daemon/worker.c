@@ -21,6 +21,7 @@
 #include "log/log.h"
 #include "macro.h"
 #include "state/config.h"
+#include "state/history.h"
 #include "token/modules.h"
 #include "token/p11-guard.h"
 #include "token/token-info-json.h"
@@ -53,6 +54,17 @@ static int send_or_log(json_t *message)
 	if (r < 0)
 		log_error_errno(r, "Cannot answer the daemon: %m");
 	return r;
+}
+
+/* The daemon tells the bus when the history changes; a change a job or a
+ * scan makes here is said to it. */
+static void on_history_changed(void *userdata)
+{
+	json_t *message = json_pack("{s:s}", "type", "history-changed");
+
+	if (message)
+		(void)worker_send(WORKER_SOCKET_FD, message, NULL, 0);
+	json_decref(message);
 }
 
 static int drop_network(WorkerState *w)
@@ -201,6 +213,7 @@ int main(int argc, char *argv[])
 		r = ca_client_global_init();
 	if (r >= 0) {
 		job_worker_set_socket(WORKER_SOCKET_FD);
+		history_set_observer(on_history_changed, NULL);
 		r = serve(&w);
 	}
 	modules_clear(&w.modules);

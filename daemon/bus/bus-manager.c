@@ -14,11 +14,10 @@
 #include "log/log.h"
 #include "macro.h"
 #include "bus/metrics.h"
+#include "bus/rescans.h"
 #include "state/history.h"
 #include "state/journal.h"
 #include "bus/token.h"
-
-#define MAX_PENDING_RESCANS 64
 
 static Token *manager_find(Context *context, const char *serial)
 {
@@ -80,7 +79,7 @@ static int token_add(Context *context, TokenInfo *info)
 	return 0;
 }
 
-void manager_forget_if_gone(Context *context, Token *token)
+static void forget_if_gone(Context *context, Token *token)
 {
 	if (token->present || token->job || token_has_journal(token))
 		return;
@@ -182,24 +181,6 @@ int manager_add_absent_tokens(Context *context)
 	return 0;
 }
 
-void manager_complete_rescans(Context *context, uint64_t generation)
-{
-	size_t kept = 0;
-
-	for (size_t i = 0; i < context->n_rescans; i++) {
-		PendingRescan *p = &context->rescans[i];
-		if (p->generation <= generation) {
-			int r = sd_bus_send(NULL, p->reply, NULL);
-			if (r < 0)
-				log_debug_errno(
-				    r, "Cannot send a reply held for a scan: %m, ignoring.");
-			sd_bus_message_unref(p->reply);
-		} else
-			context->rescans[kept++] = *p;
-	}
-	context->n_rescans = kept;
-}
-
 void manager_set_hotplug(Context *context, bool enabled)
 {
 	if (context->hotplug == enabled)
@@ -214,33 +195,12 @@ void manager_clear(Context *context)
 	/* After the jobs: no thread changes the history any more. */
 	history_set_observer(NULL, NULL);
 	context->history_changed = sd_event_source_disable_unref(context->history_changed);
-	for (size_t i = 0; i < context->n_rescans; i++)
-		sd_bus_message_unref(context->rescans[i].reply);
-	free(context->rescans);
-	context->rescans = NULL;
-	context->n_rescans = 0;
+	rescans_clear(context);
 	for (size_t i = 0; i < context->n_tokens; i++)
 		token_free(context->tokens[i]);
 	free(context->tokens);
 	context->tokens = NULL;
 	context->n_tokens = 0;
-}
-
-int manager_reply_after_scan(Context *context, sd_bus_message *reply)
-{
-	PendingRescan *rescans;
-
-	if (context->n_rescans >= MAX_PENDING_RESCANS)
-		return -EBUSY;
-	rescans = realloc(context->rescans, (context->n_rescans + 1) * sizeof(PendingRescan));
-	if (!rescans)
-		return -ENOMEM;
-	context->rescans = rescans;
-	context->rescans[context->n_rescans++] = (PendingRescan){
-	    .reply = sd_bus_message_ref(reply),
-	    .generation = scanner_request(context->scanner),
-	};
-	return 0;
 }
 
 static int method_rescan(sd_bus_message *message, void *userdata, sd_bus_error *error)
@@ -251,7 +211,7 @@ static int method_rescan(sd_bus_message *message, void *userdata, sd_bus_error *
 	r = sd_bus_message_new_method_return(message, &reply);
 	if (r < 0)
 		return r;
-	r = manager_reply_after_scan(userdata, reply);
+	r = rescans_reply_after_scan(userdata, reply);
 	if (r == -EBUSY)
 		return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 					_("Too many rescans are waiting; try again shortly."));
@@ -426,4 +386,14 @@ int bus_manager_register(Context *context)
 	if (r < 0)
 		return r;
 	return bus_token_register(context);
+}
+
+void manager_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
+{
+	Context *context = userdata;
+	Token *token = token_job_event(context, job, kind, state);
+
+	/* A pulled token with nothing left to show goes once its job ends. */
+	if (token && kind == JOB_EVENT_DONE)
+		forget_if_gone(context, token);
 }

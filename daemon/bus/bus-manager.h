@@ -11,15 +11,9 @@ int bus_manager_register(Context *context);
  * Takes ownership of list's items. */
 void manager_apply_scan(Context *context, TokenList *list);
 
-/* Sends reply once a scan that starts now has landed. -EBUSY when too
- * many replies wait. */
-int manager_reply_after_scan(Context *context, sd_bus_message *reply);
-
-/* Sends the replies that a scan of this generation covers. */
-void manager_complete_rescans(Context *context, uint64_t generation);
-
-/* After a job ends: a pulled token with nothing left to show goes. */
-void manager_forget_if_gone(Context *context, Token *token);
+/* The job queue's handler: hands a job's progress and end to its token,
+ * then forgets a pulled token with nothing left to show. */
+void manager_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata);
 
 /* Lists the tokens that interrupted activations name but that are not
  * plugged in. */

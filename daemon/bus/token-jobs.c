@@ -8,7 +8,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "bus/bus-manager.h"
 #include "bus-names.h"
 #include "history-json.h"
 #include "state/history.h"
@@ -19,6 +18,7 @@
 #include "log/log.h"
 #include "macro.h"
 #include "bus/metrics.h"
+#include "bus/rescans.h"
 #include "time-util.h"
 #include "bus/token.h"
 
@@ -190,7 +190,7 @@ static void on_activate_done(Token *token, Job *job)
 		/* Without the token read again, the reply waits for a
 		 * rescan, so the caller's next look shows the change. */
 		if (r >= 0 &&
-		    (!token || job->fresh || manager_reply_after_scan(token->context, reply) < 0))
+		    (!token || job->fresh || rescans_reply_after_scan(token->context, reply) < 0))
 			r = sd_bus_send(NULL, reply, NULL);
 		if (r < 0)
 			log_warning_errno(r, "Cannot answer Activate(): %m");
@@ -297,19 +297,18 @@ int method_confirm_write(sd_bus_message *message, void *userdata, sd_bus_error *
 	return sd_bus_reply_method_return(message, NULL);
 }
 
-void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
+Token *token_job_event(Context *context, Job *job, JobEventKind kind, json_t *state)
 {
-	Context *context = userdata;
 	Token *token = token_by_serial(context, job->token_serial);
 
 	if (kind == JOB_EVENT_CONFIRM) {
 		on_confirm_requested(token, job, state);
-		return;
+		return token;
 	}
 
 	if (kind == JOB_EVENT_PROGRESS) {
 		if (!token)
-			return;
+			return NULL;
 		json_decref(token->running);
 		token->running = json_incref(state);
 		emit(token, "Activation");
@@ -317,7 +316,7 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 					 "ActivationProgress", "ss",
 					 json_string_value(json_object_get(state, "action")),
 					 json_string_value(json_object_get(state, "step")));
-		return;
+		return token;
 	}
 	if (token && token->job == job) {
 		token->job = NULL;
@@ -336,7 +335,7 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 	 * back to the system rather than keep it for the next one. */
 	(void)malloc_trim(0);
 	if (!token)
-		return;
+		return NULL;
 	/* A job that came while a check ran goes now. */
 	if (token->next_job) {
 		Job *next = TAKE_PTR(token->next_job);
@@ -360,7 +359,7 @@ void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata)
 			token->job = next;
 	}
 	emit(token, "Busy");
-	manager_forget_if_gone(context, token);
+	return token;
 }
 
 static int start(Token *token, Job *job, sd_bus_message *request)

@@ -47,8 +47,9 @@ void token_set_present(Token *token, bool present);
 /* Whether an interrupted activation (journal) keeps this token listed. */
 bool token_has_journal(const Token *token);
 
-/* Handles a job's progress and end (the job queue's handler). */
-void token_job_event(Job *job, JobEventKind kind, json_t *state, void *userdata);
+/* Handles a job's progress and end; returns the token it concerns, or
+ * NULL when that token is no longer listed. */
+Token *token_job_event(Context *context, Job *job, JobEventKind kind, json_t *state);
 
 /* Warns (journal entry, ExpiryWarning signal) when the current certificate
  * has crossed one of [expiry] warn_days since the last warning. */

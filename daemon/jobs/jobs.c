@@ -13,6 +13,7 @@
 #include "log/log.h"
 #include "macro.h"
 #include "jobs/worker-proto.h"
+#include "state/history.h"
 #include "time-util.h"
 
 #define MAX_EVENTS 1024
@@ -179,6 +180,8 @@ static void run_in_worker(Job *job)
 				log_warning("Cannot hand a token worker its caller's answer.");
 		} else if (streq(type, "crash"))
 			relay_crash(message);
+		else if (streq(type, "history-changed"))
+			history_tell_changed();
 		else if (streq(type, "done")) {
 			r = job_take_outputs(job, json_object_get(message, "outputs"), q->profiles);
 			if (r < 0) {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "jobs/worker-proto.h"
+#include "state/history.h"
 #include "log/log.h"
 #include "macro.h"
 #include "time-util.h"
@@ -59,8 +60,15 @@ static int scan_in_worker(Scanner *s, TokenList *ret)
 					       worker_executable());
 	}
 	r = worker_request(s->worker, request, NULL, 0);
-	if (r >= 0)
-		r = worker_receive(s->worker, &answer, &error_name, &error_message);
+	for (;;) {
+		if (r >= 0)
+			r = worker_receive(s->worker, &answer, &error_name, &error_message);
+		/* A removal the scan finished changed the history. */
+		if (r < 0 || !streq(worker_message_type(answer), "history-changed"))
+			break;
+		history_tell_changed();
+		json_decref(TAKE_PTR(answer));
+	}
 	if (r < 0) {
 		log_warning("Token scan failed: %s", error_message ? error_message : strerror(-r));
 		s->worker = worker_stop(s->worker);

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "state/config.h"
 #include "log/log.h"
@@ -15,7 +16,10 @@
 #define HISTORY_MAX_ENTRIES 1000
 #define HISTORY_MAX_AGENCIES 64
 
+/* Threads of one process take the mutex, processes (the daemon, its
+ * workers) an flock on <state>/history.lock as well. */
 static pthread_mutex_t history_lock = PTHREAD_MUTEX_INITIALIZER;
+static int history_lock_fd = -1;
 /* Under history_lock. */
 static history_observer_t observer;
 static void *observer_userdata;
@@ -31,6 +35,27 @@ void history_set_observer(history_observer_t fn, void *userdata)
 	pthread_mutex_unlock(&history_lock);
 }
 
+void history_tell_changed(void)
+{
+	history_observer_t fn;
+	void *userdata;
+
+	pthread_mutex_lock(&history_lock);
+	fn = observer;
+	userdata = observer_userdata;
+	pthread_mutex_unlock(&history_lock);
+	if (fn)
+		fn(userdata);
+}
+
+static void lock_history(void)
+{
+	pthread_mutex_lock(&history_lock);
+	history_lock_fd = state_lock("history.lock");
+	if (history_lock_fd < 0)
+		log_warning_errno(history_lock_fd, "Cannot lock the history: %m");
+}
+
 /* Under history_lock, when what history_read() returns has changed; the
  * observer is told once the lock is let go. */
 static void unlock_and_tell(bool changed)
@@ -38,6 +63,9 @@ static void unlock_and_tell(bool changed)
 	history_observer_t fn = changed ? observer : NULL;
 	void *userdata = observer_userdata;
 
+	if (history_lock_fd >= 0)
+		close(history_lock_fd);
+	history_lock_fd = -1;
 	pthread_mutex_unlock(&history_lock);
 	if (fn)
 		fn(userdata);
@@ -152,7 +180,7 @@ int history_add(json_t *entry)
 	bool changed = false;
 	int r;
 
-	pthread_mutex_lock(&history_lock);
+	lock_history();
 	r = load(&history, &changed);
 	if (r >= 0) {
 		activations = json_object_get(history, "activations");
@@ -176,7 +204,7 @@ int history_set_completed(const char *token, const char *action, int64_t t)
 	bool changed = false;
 	int r;
 
-	pthread_mutex_lock(&history_lock);
+	lock_history();
 	r = load(&history, &changed);
 	if (r >= 0) {
 		entry = find(json_object_get(history, "activations"), token, action);
@@ -201,7 +229,7 @@ int history_set_member(const char *token, const char *action, const char *key, j
 	bool changed = false;
 	int r;
 
-	pthread_mutex_lock(&history_lock);
+	lock_history();
 	r = load(&history, &changed);
 	if (r >= 0) {
 		entry = find(json_object_get(history, "activations"), token, action);
@@ -269,7 +297,7 @@ int history_tick_agencies(const char *action, const char *const *ids, size_t n_i
 	bool changed = false;
 	int r;
 
-	pthread_mutex_lock(&history_lock);
+	lock_history();
 	r = load(&history, &changed);
 	if (r >= 0)
 		r = tick(history, action, ids, n_ids, &changed);
@@ -283,7 +311,7 @@ int history_read(json_t **ret)
 	bool changed = false;
 	int r;
 
-	pthread_mutex_lock(&history_lock);
+	lock_history();
 	r = load(ret, &changed);
 	unlock_and_tell(changed);
 	return r;

@@ -36,3 +36,5 @@ int history_read(json_t **ret);
  * and outside the history's lock. NULL stops it. */
 typedef void (*history_observer_t)(void *userdata);
 void history_set_observer(history_observer_t fn, void *userdata);
+/* Tells the observer of a change another process (a worker) made. */
+void history_tell_changed(void);

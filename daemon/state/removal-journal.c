@@ -2,11 +2,9 @@
 #include "state/removal-journal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,24 +40,7 @@ bool removal_pending(const char *token_serial)
 
 int removal_lock(void)
 {
-	_cleanup_free_ char *path = path_join(state_directory(), "removals.lock");
-	int fd, r;
-
-	if (!path)
-		return -ENOMEM;
-	r = state_directory_ensure(state_directory());
-	if (r < 0)
-		return r;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
-			r = -errno;
-			close(fd);
-			return r;
-		}
-	return fd;
+	return state_lock("removals.lock");
 }
 
 void removal_unlock(int fd)

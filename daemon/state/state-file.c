@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "state/state-file.h"
 
+#include <sys/file.h>
+
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "state/config.h"
 #include "macro.h"
 #include "util.h"
 
@@ -225,4 +228,26 @@ int state_file_load(const char *path, size_t max, state_check_t check, const cha
 		log_warning("%s %s cannot be used (%s%s); it is kept as %s.", what, path,
 			    bad ? "bad member " : "", bad ? bad : file_error(r), aside);
 	return -EBADMSG;
+}
+
+int state_lock(const char *name)
+{
+	_cleanup_free_ char *path = path_join(state_directory(), name);
+	int fd, r;
+
+	if (!path)
+		return -ENOMEM;
+	r = state_directory_ensure(state_directory());
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+	return fd;
 }

@@ -69,3 +69,8 @@ int state_file_remove(const char *path);
 
 /* Creates the folder (mode 0700) if it is not there. */
 int state_directory_ensure(const char *path);
+
+/* Takes an flock on <state>/<name> (made when missing), waiting for it:
+ * what serializes the daemon and its workers on one file. Returns the
+ * descriptor to close to let go, or -errno. */
+int state_lock(const char *name);
