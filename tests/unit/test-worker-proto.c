@@ -122,9 +122,11 @@ static X509 *certificate(int64_t serial)
 {
 	EVP_PKEY *key = pki_key_new();
 	X509_NAME *name = pki_name_cn("Công ty An Phát");
-	X509 *x509 = pki_cert_new(&(PkiCert){
-	    .subject = name, .key = key, .serial = serial, .not_before = T0,
-	    .not_after = T0 + 86400 * 365});
+	X509 *x509 = pki_cert_new(&(PkiCert){.subject = name,
+					     .key = key,
+					     .serial = serial,
+					     .not_before = T0,
+					     .not_after = T0 + 86400 * 365});
 
 	X509_NAME_free(name);
 	EVP_PKEY_free(key);
@@ -153,18 +155,20 @@ static void test_certificate_text(void **state)
 
 static void test_token_round_trip(void **state)
 {
-	TokenInfo info = {
-	    .serial = strdup("0123456789abcdef"),
-	    .label = strdup("An Phát 01"),
-	    .manufacturer = strdup("SoftHSM project"),
-	    .model = strdup("SoftHSM v2"),
-	    .module = strdup("/usr/lib/softhsm/libsofthsm2.so"),
-	    .pin_final_try = true,
-	    .pin_min_length = 4,
-	    .pin_max_length = 16,
-	    .certificates = calloc(2, sizeof(CertificateEntry)),
-	    .n_certificates = 1,
-	}, back = {};
+	TokenInfo info =
+		      {
+			  .serial = strdup("0123456789abcdef"),
+			  .label = strdup("An Phát 01"),
+			  .manufacturer = strdup("SoftHSM project"),
+			  .model = strdup("SoftHSM v2"),
+			  .module = strdup("/usr/lib/softhsm/libsofthsm2.so"),
+			  .pin_final_try = true,
+			  .pin_min_length = 4,
+			  .pin_max_length = 16,
+			  .certificates = calloc(2, sizeof(CertificateEntry)),
+			  .n_certificates = 1,
+		      },
+		  back = {};
 	CertificateEntry *c = &info.certificates[0];
 	json_auto_t *json = NULL;
 
