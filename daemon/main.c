@@ -132,9 +132,13 @@ static int start_tokens(Context *context)
 			  &context->jobs);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up token jobs: %m");
+	/* A module that fails here (it crashed, it hangs) must not keep the
+	 * service off the bus: it starts with no tokens, and the next rescan
+	 * or hotplug event tries again. */
 	r = scanner_scan_now(context->scanner, &list);
 	if (r < 0)
-		return log_error_errno(r, "Failed to read the tokens: %m");
+		log_warning_errno(r, "Cannot read the tokens at start (%m); carrying on without "
+				     "them until the next scan.");
 	manager_apply_scan(context, &list);
 	token_list_clear(&list);
 	r = manager_add_absent_tokens(context);

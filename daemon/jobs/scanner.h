@@ -20,7 +20,7 @@ typedef void (*scanner_done_t)(TokenList *list, uint64_t generation, void *userd
  * that worker. The worker stays for SCANNER_IDLE_SEC after a scan (a
  * token plugged in brings several scans in a row; docs/workers.md has
  * the figures), then goes. profiles must outlive the scanner. */
-#define SCANNER_IDLE_SEC 10
+#define SCANNER_IDLE_SEC 3
 
 int scanner_new(sd_event *event, const WorkerLimits *limits, const Profiles *profiles,
 		scanner_done_t done, void *userdata, Scanner **ret);

@@ -50,8 +50,15 @@ static void find_executable(void)
 		slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
+			/* A build folder: beside the daemon. */
 			if ((size_t)snprintf(executable, sizeof(executable), "%s/safecad-worker",
 					     self) < sizeof(executable) &&
+			    access(executable, X_OK) == 0)
+				return;
+			/* A staged install: where libexecdir is from sbindir. */
+			if (*SAFECAD_SBIN_TO_LIBEXEC &&
+			    (size_t)snprintf(executable, sizeof(executable), "%s/%s/safecad-worker",
+					     self, SAFECAD_SBIN_TO_LIBEXEC) < sizeof(executable) &&
 			    access(executable, X_OK) == 0)
 				return;
 		}

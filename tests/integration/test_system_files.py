@@ -203,6 +203,7 @@ class Install:
     def expected(self):
         files = {
             self.daemon,
+            os.path.join(self.opt("libexecdir"), "safecad", "safecad-worker"),
             os.path.join(self.opt("bindir"), "safectl"),
             os.path.join(self.opt("bindir"), "safecad-notify"),
             self.system_unit,
@@ -416,7 +417,7 @@ def test_journal_catalog_explains_every_message_id(install, scratch):
     r = run([journalctl, f"--root={scratch}", "--list-catalog", "--no-pager"])
     assert r.returncode == 0, r.stderr
     explained = set(re.findall(r"^([0-9a-f]{32}) safecad: ", r.stdout, re.M))
-    with open(os.path.join(REPO, "daemon", "log-event.h")) as f:
+    with open(os.path.join(REPO, "daemon", "log", "log-event.h")) as f:
         sent = set(re.findall(r'#define SAFECAD_MESSAGE_\w+ "([0-9a-f]{32})"', f.read()))
     assert sent and explained == sent, f"in log-event.h: {sent}, in the catalog: {explained}"
 

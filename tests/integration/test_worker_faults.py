@@ -244,3 +244,15 @@ def test_daemon_killed_while_a_worker_runs(world, pki, refca, shim):
     run = activate(world, token.serial, action["id"])
     assert run.rc == 0, run
     assert_completed_with_one_key(refca, token, old)
+
+
+def test_daemon_starts_when_the_first_scan_fails(world, pki, refca, shim):
+    """A module that crashes at start-up keeps nobody off the bus: the
+    daemon starts with no tokens and the next scan lists them."""
+    token, _ = token_with_pair(world, pki)
+    shim.set_fault(None, "C_GetSlotList", "abort", times=2)
+    world.start_daemon()
+    assert shim.faulted(None) == 2
+    assert [t for t in world.status() if t["present"]] == []
+    world.rescan()
+    assert find_token(world.status(), token.serial)["present"] is True
