@@ -4,7 +4,7 @@
 import time
 
 from harness import bus as busmod
-from harness.safecad import find_token, wait_until
+from harness.safecad import child_pids, find_token, wait_until
 
 
 def test_sigterm_exits_0_promptly_with_pcscd_and_a_card(hotplug_world, pki):
@@ -38,6 +38,10 @@ def test_idle_daemon_does_not_wake_up(hotplug_world, pki):
     d = w.start_daemon()
     w.insert_card()
     time.sleep(2.5)  # let the insert's rescan finish
+    # The scan worker stays a few seconds after its last scan, then goes:
+    # one wake-up to let it go, then none.
+    wait_until(lambda: not child_pids(d.pid), timeout=15,
+               message="the idle scan worker to leave")
     before = d.context_switches()
     time.sleep(3)
     after = d.context_switches()

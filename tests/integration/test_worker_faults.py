@@ -23,7 +23,7 @@ from harness.refca import (  # noqa: F401 - refca is a fixture
     activate, certificates, check, configure, find_cert, finish_activate, key_sha256,
     private_keys, refca, sign_and_verify, start_activate, stopped_by_crash, token_with_pair,
     window, working_pairs)
-from harness.safecad import find_token, wait_until
+from harness.safecad import child_pids, find_token, wait_until
 
 STEPS = ["accepted", "logged-in", "key-ready", "csr-sent", "issued", "verified", "written"]
 # The limits the hang tests run with ([pkcs11] in safecad.conf).
@@ -81,23 +81,6 @@ def assert_completed_with_one_key(refca, token, old):
     assert len(private_keys(token)) == 2, private_keys(token)
     sign_and_verify(token, new_obj["id"], new_cert)
     sign_and_verify(token, "01", old.cert)
-
-
-def worker_pids(daemon_pid):
-    """The processes whose parent is the daemon."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == daemon_pid:
-            pids.append(int(entry))
-    return pids
 
 
 def alive(pid):
@@ -225,7 +208,7 @@ def test_daemon_killed_while_a_worker_runs(world, pki, refca, shim):
     try:
         wait_until(lambda: (find_token(world.status(), token.serial)["activation"] or {})
                    .get("step") == "csr-sent", timeout=20, message="csr-sent")
-        workers = worker_pids(daemon.pid)
+        workers = child_pids(daemon.pid)
         assert workers, "no worker runs the activation"
         os.kill(daemon.pid, signal.SIGKILL)
     except BaseException:

@@ -458,6 +458,23 @@ def find_token(tokens, serial):
     return found[0]
 
 
+def child_pids(pid):
+    """The running processes whose parent is pid (the daemon's workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
 def wait_until(predicate, timeout=10, interval=0.1, message="condition"):
     deadline = time.monotonic() + timeout
     while True:
