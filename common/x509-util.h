@@ -6,22 +6,9 @@
 #include <stdint.h>
 #include <openssl/x509.h>
 
-/* One RDN of a distinguished name, as protocol-v1 spells it: an OpenSSL
- * short name (or a dotted OID) and the UTF-8 text of the value. */
-typedef struct NamePair {
-	char *attribute;
-	char *value;
-} NamePair;
+#include "name.h"
 
-typedef struct Name {
-	NamePair *pairs;
-	size_t n_pairs;
-} Name;
-
-void name_clear(Name *name);
-int name_copy(const Name *source, Name *ret);
 int name_from_x509(const X509_NAME *x509_name, Name *ret);
-bool name_equal(const Name *a, const Name *b);
 
 /* Hex of the serial number's magnitude, lowercase, no leading zeros ("0"
  * for zero). */

@@ -119,10 +119,12 @@ static int run_job(WorkerState *w, json_t *request, int *fds, size_t n_fds)
 	int r;
 
 	r = job_from_json(request, &w->profiles, &job);
+	if (r >= 0)
+		r = job_parse_certificates(job);
 	if (r < 0 || expected != (json_int_t)n_fds) {
 		for (size_t i = 0; i < n_fds; i++)
 			close(fds[i]);
-		job_free(job);
+		job_worker_free(job);
 		return log_error_errno(r < 0 ? r : -EBADMSG, "The daemon's job cannot be used: %m");
 	}
 	/* The PIN, then the new PIN (a PIN change); a check has none. */
@@ -132,13 +134,13 @@ static int run_job(WorkerState *w, json_t *request, int *fds, size_t n_fds)
 		job->new_pin_fd = fds[1];
 	info = kind_info(job->kind);
 	if (!info) {
-		job_free(job);
+		job_worker_free(job);
 		return log_error_errno(-EBADMSG, "No such job kind.");
 	}
 	if (!info->network) {
 		r = drop_network(w);
 		if (r < 0) {
-			job_free(job);
+			job_worker_free(job);
 			return r;
 		}
 	}
@@ -146,7 +148,7 @@ static int run_job(WorkerState *w, json_t *request, int *fds, size_t n_fds)
 	job->profiles = &w->profiles;
 	info->run(job);
 	outputs = job_outputs_to_json(job);
-	job_free(job);
+	job_worker_free(job);
 	return send_or_log(json_pack("{s:s,s:O}", "type", "done", "outputs", outputs));
 }
 
@@ -184,11 +186,16 @@ static int serve(WorkerState *w)
 int main(int argc, char *argv[])
 {
 	WorkerState w = {};
-	int r;
+	bool announce;
+	int level, r;
 
 	i18n_init_messages();
 	log_open();
-	if (argc > 1 || fcntl(WORKER_SOCKET_FD, F_GETFD) < 0 ||
+	/* The daemon's first worker says what is wrong with the profiles'
+	 * issuer certificates; the rest read them quietly: the daemon runs
+	 * many. */
+	announce = argc == 2 && streq(argv[1], "--announce");
+	if ((argc > 1 && !announce) || fcntl(WORKER_SOCKET_FD, F_GETFD) < 0 ||
 	    fcntl(WORKER_GUARD_FD, F_GETFD) < 0) {
 		log_error("safecad-worker is started by safecad only.");
 		return 2;
@@ -206,7 +213,14 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "Cannot map the guard page: %m");
 		return EXIT_FAILURE;
 	}
+	/* The daemon said what it found wrong in safecad.conf and the
+	 * profiles' files already; the issuer certificates only workers read. */
+	level = log_get_max_level();
+	log_set_max_level(LOG_ERR);
 	r = config_load_all(&w.config, &w.profiles);
+	log_set_max_level(level);
+	if (r >= 0)
+		r = profiles_load_issuers(&w.profiles, announce);
 	if (r >= 0)
 		r = modules_load(w.config.modules, &w.modules);
 	if (r >= 0)

@@ -26,7 +26,7 @@ static void tokens(json_t *message)
 		fuzz_check(list.items[i].serial && list.items[i].label);
 		fuzz_check(list.items[i].n_certificates <= TOKEN_JSON_MAX_CERTIFICATES);
 		for (size_t k = 0; k < list.items[i].n_certificates; k++)
-			fuzz_check(list.items[i].certificates[k].x509 &&
+			fuzz_check(list.items[i].certificates[k].der &&
 				   list.items[i].certificates[k].sha256);
 	}
 	json = token_list_to_json(&list);

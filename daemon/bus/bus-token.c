@@ -465,8 +465,7 @@ static int method_export(sd_bus_message *message, void *userdata, sd_bus_error *
 	Token *token = userdata;
 	const CertificateEntry *current = token_info_current(&token->info, time(NULL));
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	unsigned char *der = NULL;
-	int size, r;
+	int r;
 
 	if (!current)
 		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
@@ -477,13 +476,9 @@ static int method_export(sd_bus_message *message, void *userdata, sd_bus_error *
 	r = polkit_verify(message, "org.safecad.export", &token->context->polkit_queries, error);
 	if (r <= 0)
 		return r < 0 ? r : 1;
-	size = i2d_X509(current->x509, &der);
-	if (size <= 0)
-		return -ENOMEM;
 	r = sd_bus_message_new_method_return(message, &reply);
 	if (r >= 0)
-		r = sd_bus_message_append_array(reply, 'y', der, (size_t)size);
-	OPENSSL_free(der);
+		r = sd_bus_message_append_array(reply, 'y', current->der, current->der_size);
 	if (r < 0)
 		return r;
 	return sd_bus_send(NULL, reply, NULL);

@@ -54,7 +54,8 @@ static int job_for_token(Token *token, JobKind kind, Job **ret)
 		r = -ENOMEM;
 	for (size_t i = 0; r >= 0 && i < token->info.n_certificates; i++) {
 		const CertificateEntry *c = &token->info.certificates[i];
-		r = job_add_certificate(job, c->x509, c->profile, c->serial, c->key_id, c->has_key);
+		r = job_add_certificate(job, c->der, c->der_size, c->profile, c->serial, c->key_id,
+					c->has_key);
 	}
 	if (r < 0) {
 		job_free(job);
@@ -664,12 +665,19 @@ static int start_removal(Token *token, sd_bus_message *message, json_t *entry,
 	if (r < 0)
 		return r;
 	job->action_id = strdup(strempty(json_string_value(json_object_get(entry, "action"))));
-	job->remove = old ? X509_dup(old->x509) : NULL;
+	if (old) {
+		job->remove_der = malloc(old->der_size);
+		if (job->remove_der) {
+			memcpy(job->remove_der, old->der, old->der_size);
+			job->remove_der_size = old->der_size;
+		}
+	}
 	job->remove_key_id = strdup(old ? old->key_id : "");
 	job->remove_key = old && remove_key && !isempty(old->key_id);
 	job->allow_final_try = allow_final_try;
 	job->pin_fd = fcntl(pin_fd, F_DUPFD_CLOEXEC, 3);
-	if (!job->action_id || (old && !job->remove) || !job->remove_key_id || job->pin_fd < 0) {
+	if (!job->action_id || (old && !job->remove_der) || !job->remove_key_id ||
+	    job->pin_fd < 0) {
 		job_free(job);
 		return -ENOMEM;
 	}

@@ -12,12 +12,41 @@
 #include "jobs/worker-proto.h"
 #include "log/log.h"
 #include "macro.h"
+#include "token/token-x509.h"
 
 /* How long a worker that asked the daemon to die for a crash test waits
  * for it before it carries on. */
 #define CRASH_WAIT_SEC 10
 
 static int daemon_socket = -1;
+
+int job_parse_certificates(Job *job)
+{
+	int r;
+
+	for (size_t i = 0; i < job->n_certificates; i++) {
+		JobCertificate *c = &job->certificates[i];
+
+		if (c->x509)
+			continue;
+		r = x509_from_der(c->der, c->der_size, &c->x509);
+		if (r < 0)
+			return r;
+	}
+	if (job->remove_der && !job->remove)
+		return x509_from_der(job->remove_der, job->remove_der_size, &job->remove);
+	return 0;
+}
+
+Job *job_worker_free(Job *job)
+{
+	if (!job)
+		return NULL;
+	for (size_t i = 0; i < job->n_certificates; i++)
+		X509_free(TAKE_PTR(job->certificates[i].x509));
+	X509_free(TAKE_PTR(job->remove));
+	return job_free(job);
+}
 
 void job_worker_set_socket(int fd)
 {

@@ -27,6 +27,12 @@ extern const JobKindInfo job_kind_activate;	   /* activation.c */
 extern const JobKindInfo job_kind_change_pin;	   /* pin-change.c */
 extern const JobKindInfo job_kind_remove_previous; /* remove-previous.c */
 
+/* Parses the job's certificates (and the one a removal replaces) into
+ * their x509 members. -EBADMSG when one is not a certificate. */
+int job_parse_certificates(Job *job);
+/* Frees a job of this worker, its parsed certificates too. */
+Job *job_worker_free(Job *job);
+
 /* The socket to the daemon (the worker's fd 3); -1: none (the fuzzers). */
 void job_worker_set_socket(int fd);
 

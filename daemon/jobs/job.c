@@ -35,13 +35,13 @@ Job *job_free(Job *job)
 	free(job->token_model);
 	free(job->module_path);
 	for (size_t i = 0; i < job->n_certificates; i++) {
-		X509_free(job->certificates[i].x509);
+		free(job->certificates[i].der);
 		free(job->certificates[i].serial);
 		free(job->certificates[i].key_id);
 	}
 	free(job->certificates);
 	free(job->action_id);
-	X509_free(job->remove);
+	free(job->remove_der);
 	free(job->remove_key_id);
 	if (job->pin_fd >= 0)
 		close(job->pin_fd);
@@ -60,8 +60,8 @@ Job *job_free(Job *job)
 	return NULL;
 }
 
-int job_add_certificate(Job *job, X509 *x509, const Profile *profile, const char *serial,
-			const char *key_id, bool has_key)
+int job_add_certificate(Job *job, const unsigned char *der, size_t der_size, const Profile *profile,
+			const char *serial, const char *key_id, bool has_key)
 {
 	JobCertificate *c =
 	    realloc(job->certificates, (job->n_certificates + 1) * sizeof(JobCertificate));
@@ -71,18 +71,20 @@ int job_add_certificate(Job *job, X509 *x509, const Profile *profile, const char
 	job->certificates = c;
 	c = &job->certificates[job->n_certificates];
 	*c = (JobCertificate){
-	    .x509 = x509,
+	    .der = malloc(der_size ? der_size : 1),
+	    .der_size = der_size,
 	    .profile = profile,
 	    .serial = strdup(serial),
 	    .key_id = strdup(key_id),
 	    .has_key = has_key,
 	};
-	if (!c->serial || !c->key_id) {
+	if (!c->der || !c->serial || !c->key_id) {
+		free(c->der);
 		free(c->serial);
 		free(c->key_id);
 		return -ENOMEM;
 	}
-	X509_up_ref(x509);
+	memcpy(c->der, der, der_size);
 	job->n_certificates++;
 	return 0;
 }
@@ -163,12 +165,13 @@ static json_t *certificates_to_json(const Job *job)
 
 	for (size_t i = 0; array && i < job->n_certificates; i++) {
 		const JobCertificate *c = &job->certificates[i];
-		_cleanup_free_ char *der = x509_to_text(c->x509);
+		_cleanup_free_ char *der = der_to_text(c->der, c->der_size);
 
 		if (!der ||
-		    json_array_append_new(array, json_pack("{s:s,s:s,s:s,s:b}", "der", der,
-							   "serial", c->serial, "key_id", c->key_id,
-							   "has_key", c->has_key)) < 0) {
+		    json_array_append_new(
+			array, json_pack("{s:s,s:s,s:s,s:b,s:s*}", "der", der, "serial", c->serial,
+					 "key_id", c->key_id, "has_key", c->has_key, "profile",
+					 c->profile ? c->profile->file_name : NULL)) < 0) {
 			json_decref(array);
 			return NULL;
 		}
@@ -178,10 +181,11 @@ static json_t *certificates_to_json(const Job *job)
 
 json_t *job_to_json(const Job *job)
 {
-	_cleanup_free_ char *remove = job->remove ? x509_to_text(job->remove) : NULL;
+	_cleanup_free_ char *remove =
+	    job->remove_der ? der_to_text(job->remove_der, job->remove_der_size) : NULL;
 	json_t *certificates = certificates_to_json(job);
 
-	if (!certificates || (job->remove && !remove)) {
+	if (!certificates || (job->remove_der && !remove)) {
 		json_decref(certificates);
 		return NULL;
 	}
@@ -207,19 +211,20 @@ static int certificates_from_json(Job *job, json_t *array, const Profiles *profi
 		return -EBADMSG;
 	json_array_foreach(array, i, item)
 	{
-		const char *der, *serial, *key_id;
+		const char *der, *serial, *key_id, *profile = NULL;
+		_cleanup_free_ unsigned char *bytes = NULL;
+		size_t size;
 		int has_key, r;
-		X509 *x509 = NULL;
 
-		if (json_unpack(item, "{s:s,s:s,s:s,s:b}", "der", &der, "serial", &serial, "key_id",
-				&key_id, "has_key", &has_key) < 0)
+		if (json_unpack(item, "{s:s,s:s,s:s,s:b,s?s}", "der", &der, "serial", &serial,
+				"key_id", &key_id, "has_key", &has_key, "profile", &profile) < 0)
 			return -EBADMSG;
-		r = x509_from_text(der, &x509);
+		r = der_from_text(der, &bytes, &size);
 		if (r < 0)
 			return r;
-		r = job_add_certificate(job, x509, profiles ? profiles_match(profiles, x509) : NULL,
-					serial, key_id, has_key);
-		X509_free(x509);
+		r = job_add_certificate(job, bytes, size,
+					profiles ? profiles_find(profiles, profile) : NULL, serial,
+					key_id, has_key);
 		if (r < 0)
 			return r;
 	}
@@ -278,7 +283,7 @@ int job_from_json(json_t *json, const Profiles *profiles, Job **ret)
 	if (r >= 0)
 		r = dup_string(remove_key_id, &job->remove_key_id);
 	if (r >= 0 && remove)
-		r = x509_from_text(remove, &job->remove);
+		r = der_from_text(remove, &job->remove_der, &job->remove_der_size);
 	if (r >= 0)
 		r = certificates_from_json(job, certificates, profiles);
 	if (r < 0) {

@@ -7,7 +7,7 @@
  * job_outputs_to_json()); nothing else is shared. */
 
 #include <jansson.h>
-#include <openssl/x509.h>
+#include <openssl/x509.h> /* the type only: the daemon parses nothing */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,7 +28,9 @@ typedef enum JobKind {
 
 /* A certificate of the token, as the scan saw it. */
 typedef struct JobCertificate {
-	X509 *x509;
+	unsigned char *der;
+	size_t der_size;
+	X509 *x509; /* the worker's parse (job_parse_certificates()) */
 	const Profile *profile;
 	char *serial;
 	char *key_id;
@@ -64,8 +66,10 @@ struct Job {
 	size_t n_certificates;
 	char *action_id; /* NULL: the only activatable one */
 	int pin_fd;
-	int new_pin_fd;	     /* JOB_CHANGE_PIN */
-	X509 *remove;	     /* JOB_REMOVE_PREVIOUS: the replaced certificate, */
+	int new_pin_fd;		   /* JOB_CHANGE_PIN */
+	unsigned char *remove_der; /* JOB_REMOVE_PREVIOUS: the replaced certificate, */
+	size_t remove_der_size;
+	X509 *remove;	     /* the worker's parse of it */
 	char *remove_key_id; /* its key's CKA_ID (hex), */
 	bool remove_key;     /* and whether no other certificate uses that key */
 	bool keep_previous;
@@ -100,9 +104,11 @@ struct Job {
 };
 
 Job *job_new(JobKind kind);
+/* Frees a job whose certificates were not parsed (the daemon's; a worker's
+ * goes with job_worker_free()). */
 Job *job_free(Job *job);
-int job_add_certificate(Job *job, X509 *x509, const Profile *profile, const char *serial,
-			const char *key_id, bool has_key);
+int job_add_certificate(Job *job, const unsigned char *der, size_t der_size, const Profile *profile,
+			const char *serial, const char *key_id, bool has_key);
 
 int job_fail(Job *job, const char *error_name, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
@@ -116,8 +122,9 @@ const char *job_answer_name(JobAnswer answer);
 int job_answer_from_name(const char *name);
 
 /* The job's inputs as the worker needs them (not its PIN descriptors,
- * which travel beside), and back into a new job; profiles are matched
- * again against the reader's. -EBADMSG for JSON that is not a job. */
+ * which travel beside), and back into a new job; profiles are found by
+ * their file names among the reader's. -EBADMSG for JSON that is not a
+ * job. */
 json_t *job_to_json(const Job *job);
 int job_from_json(json_t *json, const Profiles *profiles, Job **ret);
 

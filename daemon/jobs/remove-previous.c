@@ -34,6 +34,7 @@
 #include "state/state-file.h"
 #include "token/token-session.h"
 #include "util.h"
+#include "x509-util.h"
 
 #define REMOVAL_MAX_SIZE (64 * 1024)
 

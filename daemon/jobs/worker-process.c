@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,10 @@ const char *worker_executable(void)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static _Noreturn void exec_worker(const char *path, pid_t parent, int socket_fd, int guard_fd)
+static _Noreturn void exec_worker(const char *path, pid_t parent, int socket_fd, int guard_fd,
+				  bool announce)
 {
-	char *argv[] = {(char *)"safecad-worker", NULL};
+	char *argv[] = {(char *)"safecad-worker", announce ? (char *)"--announce" : NULL, NULL};
 	sigset_t all;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -98,6 +100,10 @@ int worker_start(const WorkerLimits *limits, Worker **ret)
 	Worker *w = calloc(1, sizeof(Worker));
 	int pair[2] = {-1, -1}, guard_fd = -1, child_socket = -1, child_guard = -1;
 	pid_t parent = getpid(), pid;
+	/* The first worker of the daemon's life says what is wrong with the
+	 * configuration and the profiles (worker.c). */
+	static atomic_bool announced = false;
+	bool announce = !atomic_exchange(&announced, true);
 	int r;
 
 	if (!w)
@@ -126,7 +132,7 @@ int worker_start(const WorkerLimits *limits, Worker **ret)
 		goto fail;
 	}
 	if (pid == 0)
-		exec_worker(path, parent, child_socket, child_guard);
+		exec_worker(path, parent, child_socket, child_guard, announce);
 	w->pid = pid;
 	w->socket = pair[0];
 	pair[0] = -1;

@@ -45,6 +45,11 @@ bool log_to_journal(void)
 	return prefix_priority;
 }
 
+int log_get_max_level(void)
+{
+	return max_level;
+}
+
 void log_set_max_level(int level)
 {
 	max_level = level;

@@ -7,6 +7,7 @@
 
 void log_open(void);
 void log_set_max_level(int level);
+int log_get_max_level(void);
 
 /* Whether stderr is the journal's stream (structured entries can go there
  * directly). */

@@ -6,9 +6,6 @@
 #include <stdarg.h>
 #include <ini.h>
 #include <libgen.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -21,8 +18,6 @@
 #define PROFILE_MAX_FILE_SIZE (64 * 1024)
 #define PROFILE_MAX_FILES 256
 #define PROFILE_MAX_AGENCIES 64
-#define PROFILE_MAX_ISSUERS 64
-#define PROFILE_MAX_PEM_SIZE (1024 * 1024)
 #define PROFILE_MAX_VALUE INI_LINE_MAX
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Profile *, profile_free)
@@ -156,49 +151,10 @@ static int handler(void *userdata, const char *section, const char *key, const c
 	return 1;
 }
 
-static int load_issuers(const char *path, STACK_OF(X509) * *ret)
-{
-	_cleanup_free_ char *text = NULL;
-	STACK_OF(X509) * stack;
-	BIO *bio;
-	int r;
-
-	r = read_small_file(path, PROFILE_MAX_PEM_SIZE, &text);
-	if (r < 0)
-		return r;
-	bio = BIO_new_mem_buf(text, -1);
-	if (!bio)
-		return -ENOMEM;
-	stack = sk_X509_new_null();
-	if (!stack) {
-		BIO_free(bio);
-		return -ENOMEM;
-	}
-	for (;;) {
-		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-		if (!x)
-			break;
-		if (sk_X509_num(stack) >= PROFILE_MAX_ISSUERS || !sk_X509_push(stack, x)) {
-			X509_free(x);
-			r = -E2BIG;
-			break;
-		}
-	}
-	/* The end of the PEM data also leaves an error on the queue. */
-	ERR_clear_error();
-	BIO_free(bio);
-	if (r < 0) {
-		sk_X509_pop_free(stack, X509_free);
-		return r;
-	}
-	*ret = stack;
-	return 0;
-}
-
-int profile_load_file(const char *path, Profile **ret, char **ret_message)
+int profile_parse_file(const char *path, Profile **ret, char **ret_message)
 {
 	_cleanup_(profile_freep) Profile *profile = NULL;
-	_cleanup_free_ char *text = NULL, *dir_copy = NULL, *issuers_full = NULL;
+	_cleanup_free_ char *text = NULL, *dir_copy = NULL;
 	_cleanup_(parser_clear) Parser p = {};
 	const char *reason = NULL;
 	struct stat st;
@@ -247,12 +203,9 @@ int profile_load_file(const char *path, Profile **ret, char **ret_message)
 	if (!p.issuers_path)
 		return FAIL(-EINVAL, "%s: [ca] issuers is missing", path);
 
-	issuers_full = path_join(p.directory, p.issuers_path);
-	if (!issuers_full)
+	profile->issuers_path = path_join(p.directory, p.issuers_path);
+	if (!profile->issuers_path)
 		return -ENOMEM;
-	r = load_issuers(issuers_full, &profile->issuers);
-	if (r < 0)
-		return FAIL(r, "%s: cannot load issuers %s: %s", path, issuers_full, file_error(r));
 	/* The CA client opens it for every request, on a job's thread: a
 	 * FIFO there would hold the token for good. (A missing file is the
 	 * request's error, said then.) */
@@ -279,7 +232,9 @@ void profile_free(Profile *profile)
 	free(profile->url);
 	free(profile->trust);
 	free(profile->support);
-	sk_X509_pop_free(profile->issuers, X509_free);
+	free(profile->issuers_path);
+	if (profile->issuers && profile->issuers_free)
+		profile->issuers_free(profile->issuers);
 	for (size_t i = 0; i < profile->n_agencies; i++) {
 		free(profile->agencies[i].id);
 		free(profile->agencies[i].name);
@@ -382,7 +337,7 @@ static int profiles_load_dir(Profiles *profiles, const char *dir)
 
 		if (!path)
 			return log_oom();
-		r = profile_load_file(path, &profile, &message);
+		r = profile_parse_file(path, &profile, &message);
 		if (r == -ENOMEM)
 			return log_oom();
 		if (r < 0) {
@@ -416,12 +371,6 @@ int profiles_load(const char *data_dir, const char *config_dir, Profiles *ret)
 	r = profiles_load_dir(&profiles, local);
 	if (r < 0)
 		return r;
-	/* Said once the overrides are in: a replaced file says nothing. */
-	for (size_t i = 0; i < profiles.n_items; i++)
-		if (sk_X509_num(profiles.items[i]->issuers) == 0)
-			log_notice("CA profile %s (%s) has no issuer certificates: it matches no "
-				   "token.",
-				   profiles.items[i]->name, profiles.items[i]->path);
 	*ret = profiles;
 	profiles = (Profiles){};
 	return 0;
@@ -438,23 +387,10 @@ void profiles_clear(Profiles *profiles)
 	profiles->n_items = 0;
 }
 
-const Profile *profiles_match(const Profiles *profiles, X509 *cert)
+const Profile *profiles_find(const Profiles *profiles, const char *file_name)
 {
-	for (size_t i = 0; i < profiles->n_items; i++) {
-		const Profile *profile = profiles->items[i];
-		for (int j = 0; j < sk_X509_num(profile->issuers); j++) {
-			X509 *issuer = sk_X509_value(profile->issuers, j);
-			EVP_PKEY *key;
-			int ok;
-
-			if (X509_check_issued(issuer, cert) != X509_V_OK)
-				continue;
-			key = X509_get0_pubkey(issuer);
-			ok = key && X509_verify(cert, key) == 1;
-			ERR_clear_error();
-			if (ok)
-				return profile;
-		}
-	}
+	for (size_t i = 0; file_name && i < profiles->n_items; i++)
+		if (streq(profiles->items[i]->file_name, file_name))
+			return profiles->items[i];
 	return NULL;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct Agency {
@@ -20,7 +21,10 @@ typedef struct Profile {
 	char *url;
 	char *trust; /* absolute path or NULL */
 	char *support;
+	char *issuers_path; /* absolute */
+	/* Loaded by the workers only (profile_load_issuers()). */
 	STACK_OF(X509) * issuers;
+	void (*issuers_free)(STACK_OF(X509) * issuers);
 	Agency *agencies;
 	size_t n_agencies;
 } Profile;
@@ -32,14 +36,29 @@ typedef struct Profiles {
 
 /* Loads <data_dir>/ca.d and <config_dir>/ca.d; a file in the latter
  * replaces the same-named one in the former. Files that cannot be parsed
- * are skipped with a warning. */
+ * are skipped with a warning. The issuer certificates are not read:
+ * profiles_load_issuers() does that, where certificates are matched. */
 int profiles_load(const char *data_dir, const char *config_dir, Profiles *ret);
 void profiles_clear(Profiles *profiles);
 
-/* Parses one profile file (exported for the unit tests). On failure
- * *ret_message says why, with the line when there is one. */
-int profile_load_file(const char *path, Profile **ret, char **ret_message);
+/* Parses one profile file, without its issuers. On failure *ret_message
+ * says why, with the line when there is one. */
+int profile_parse_file(const char *path, Profile **ret, char **ret_message);
 void profile_free(Profile *profile);
+
+/* The profile loaded from a file of that name, or NULL. */
+const Profile *profiles_find(const Profiles *profiles, const char *file_name);
+
+/* profiles-issuers.c, for the token workers: */
+
+/* Reads a parsed profile's issuer certificates. */
+int profile_load_issuers(Profile *profile, char **ret_message);
+/* profile_parse_file() and profile_load_issuers(). */
+int profile_load_file(const char *path, Profile **ret, char **ret_message);
+/* Reads every profile's issuers; a profile whose issuers cannot be read is
+ * dropped. say: warn about it (else only at debug level: the daemon's
+ * first worker has said it already). */
+int profiles_load_issuers(Profiles *profiles, bool say);
 
 /* The profile one of whose issuer certificates signed cert, or NULL. */
 const Profile *profiles_match(const Profiles *profiles, X509 *cert);

@@ -12,6 +12,7 @@
 #include "token/p11-error.h"
 #include "token/p11-guard.h"
 #include "token/token-session.h"
+#include "token/token-x509.h"
 
 /* Bounds on what one token may make us hold: a token with more objects
  * than this is hostile or broken. */
@@ -212,31 +213,26 @@ static int read_certificate(TokenSession *t, CK_OBJECT_HANDLE object, const Prof
 {
 	_cleanup_free_ unsigned char *der = NULL, *id = NULL, *label = NULL;
 	size_t der_size = 0, id_size = 0, label_size = 0;
-	const unsigned char *p;
+	X509 *x509 = NULL;
 	int r;
 
 	r = token_session_attribute(t, object, CKA_VALUE, &der, &der_size);
 	if (r < 0)
 		return r;
-	p = der;
-	entry->x509 = d2i_X509(NULL, &p, (long)der_size);
-	if (!entry->x509 || p != der + der_size) {
-		ERR_clear_error();
-		return -EBADMSG;
-	}
+	r = x509_from_der(der, der_size, &x509);
+	if (r < 0)
+		return r;
 	if (token_session_attribute(t, object, CKA_ID, &id, &id_size) < 0)
 		id_size = 0;
 	if (token_session_attribute(t, object, CKA_LABEL, &label, &label_size) < 0)
 		label_size = 0;
 	entry->key_id = hex_encode(id ? id : (const unsigned char *)"", id_size);
 	entry->label = strndup(label ? (const char *)label : "", label_size);
-	if (!entry->key_id || !entry->label)
-		return -ENOMEM;
-	r = certificate_entry_from_x509(entry->x509, entry);
-	if (r < 0)
-		return r;
-	entry->profile = profiles_match(profiles, entry->x509);
-	return 0;
+	r = entry->key_id && entry->label ? certificate_entry_from_x509(x509, entry) : -ENOMEM;
+	if (r >= 0)
+		entry->profile = profiles_match(profiles, x509);
+	X509_free(x509);
+	return r < 0 ? r : 0;
 }
 
 /* One pass over the token's objects; *ret_stale says a handle went stale

@@ -1,58 +1,94 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "token/token-info-json.h"
 
-#include <openssl/err.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base64.h"
 #include "macro.h"
 
-char *x509_to_text(X509 *x509)
+char *der_to_text(const unsigned char *der, size_t size)
 {
-	unsigned char *der = NULL;
-	int size = i2d_X509(x509, &der);
-	char *text;
-
-	if (size <= 0)
-		return NULL;
-	text = base64url_encode(der, (size_t)size);
-	OPENSSL_free(der);
-	return text;
+	return base64url_encode(der, size);
 }
 
-int x509_from_text(const char *text, X509 **ret)
+int der_from_text(const char *text, unsigned char **ret, size_t *ret_size)
 {
-	_cleanup_free_ unsigned char *der = NULL;
-	const unsigned char *p;
-	size_t size;
-	X509 *x509;
+	size_t len = text ? strlen(text) : 0;
 	int r;
 
-	if (!text)
+	if (len == 0 || len > TOKEN_JSON_MAX_DER * 4 / 3 + 4)
 		return -EBADMSG;
-	r = base64url_decode(text, strlen(text), &der, &size);
-	if (r < 0)
-		return r;
-	p = der;
-	x509 = d2i_X509(NULL, &p, (long)size);
-	if (!x509 || p != der + size) {
-		X509_free(x509);
-		ERR_clear_error();
+	r = base64url_decode(text, len, ret, ret_size);
+	return r < 0 ? -EBADMSG : 0;
+}
+
+/* Bounds on a name's texts: a real one is far shorter. */
+#define NAME_TEXT_MAX 1024
+
+json_t *name_to_json(const Name *name)
+{
+	json_t *array = json_array();
+
+	for (size_t i = 0; array && i < name->n_pairs; i++)
+		if (json_array_append_new(array, json_pack("[ss]", name->pairs[i].attribute,
+							   name->pairs[i].value)) < 0) {
+			json_decref(array);
+			return NULL;
+		}
+	return array;
+}
+
+static void name_clearp(Name *name)
+{
+	name_clear(name);
+}
+
+int name_from_json(json_t *json, Name *ret)
+{
+	_cleanup_(name_clearp) Name name = {};
+	json_t *pair;
+	size_t i;
+
+	if (!json_is_array(json) || json_array_size(json) > NAME_MAX_PAIRS)
 		return -EBADMSG;
+	name.pairs = calloc(json_array_size(json) + 1, sizeof(NamePair));
+	if (!name.pairs)
+		return -ENOMEM;
+	json_array_foreach(json, i, pair)
+	{
+		const char *attribute, *value;
+
+		if (json_unpack(pair, "[ss]", &attribute, &value) < 0 || !*attribute ||
+		    strlen(attribute) > NAME_TEXT_MAX || strlen(value) > NAME_TEXT_MAX)
+			return -EBADMSG;
+		name.pairs[i].attribute = strdup(attribute);
+		name.pairs[i].value = strdup(value);
+		name.n_pairs++;
+		if (!name.pairs[i].attribute || !name.pairs[i].value)
+			return -ENOMEM;
 	}
-	*ret = x509;
+	*ret = name;
+	name = (Name){};
 	return 0;
 }
 
 static json_t *certificate_to_json(const CertificateEntry *c)
 {
-	_cleanup_free_ char *der = x509_to_text(c->x509);
+	_cleanup_free_ char *der = der_to_text(c->der, c->der_size);
+	json_t *subject = name_to_json(&c->subject), *issuer = name_to_json(&c->issuer);
 
-	if (!der)
+	if (!der || !subject || !issuer) {
+		json_decref(subject);
+		json_decref(issuer);
 		return NULL;
-	return json_pack("{s:s,s:s,s:b,s:s}", "label", c->label, "key_id", c->key_id, "has_key",
-			 c->has_key, "der", der);
+	}
+	return json_pack("{s:s,s:s,s:b,s:s,s:s,s:o,s:o,s:I,s:I,s:s,s:s*}", "label", c->label,
+			 "key_id", c->key_id, "has_key", c->has_key, "der", der, "serial",
+			 c->serial, "subject", subject, "issuer", issuer, "not_before",
+			 (json_int_t)c->not_before, "not_after", (json_int_t)c->not_after, "sha256",
+			 c->sha256, "profile", c->profile ? c->profile->file_name : NULL);
 }
 
 json_t *token_info_to_json(const TokenInfo *info)
@@ -76,27 +112,55 @@ json_t *token_info_to_json(const TokenInfo *info)
 	return json;
 }
 
+static bool hex_text(const char *s, size_t min, size_t max)
+{
+	size_t len = strlen(s);
+
+	if (len < min || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!strchr("0123456789abcdef", s[i]))
+			return false;
+	return true;
+}
+
 static int certificate_from_json(json_t *json, const Profiles *profiles, CertificateEntry *ret)
 {
-	const char *label = NULL, *key_id = NULL, *der = NULL;
+	const char *label = NULL, *key_id = NULL, *der = NULL, *serial = NULL, *sha256 = NULL;
+	const char *profile = NULL;
+	json_t *subject = NULL, *issuer = NULL;
+	json_int_t not_before, not_after;
 	int has_key = 0;
 	int r;
 
-	if (json_unpack(json, "{s:s,s:s,s:b,s:s}", "label", &label, "key_id", &key_id, "has_key",
-			&has_key, "der", &der) < 0)
+	if (json_unpack(json, "{s:s,s:s,s:b,s:s,s:s,s:o,s:o,s:I,s:I,s:s,s?s}", "label", &label,
+			"key_id", &key_id, "has_key", &has_key, "der", &der, "serial", &serial,
+			"subject", &subject, "issuer", &issuer, "not_before", &not_before,
+			"not_after", &not_after, "sha256", &sha256, "profile", &profile) < 0)
 		return -EBADMSG;
-	r = x509_from_text(der, &ret->x509);
+	/* Hex of a serial number (at most 20 bytes, RFC 5280; some CAs use
+	 * more), of a CKA_ID, of a SHA-256. */
+	if (!hex_text(serial, 1, 128) || !hex_text(key_id, 0, 1024) || !hex_text(sha256, 64, 64) ||
+	    strlen(label) > 1024)
+		return -EBADMSG;
+	r = der_from_text(der, &ret->der, &ret->der_size);
+	if (r < 0)
+		return r;
+	r = name_from_json(subject, &ret->subject);
+	if (r >= 0)
+		r = name_from_json(issuer, &ret->issuer);
 	if (r < 0)
 		return r;
 	ret->label = strdup(label);
 	ret->key_id = strdup(key_id);
+	ret->serial = strdup(serial);
+	ret->sha256 = strdup(sha256);
 	ret->has_key = has_key;
-	if (!ret->label || !ret->key_id)
+	ret->not_before = not_before;
+	ret->not_after = not_after;
+	if (!ret->label || !ret->key_id || !ret->serial || !ret->sha256)
 		return -ENOMEM;
-	r = certificate_entry_from_x509(ret->x509, ret);
-	if (r < 0)
-		return r;
-	ret->profile = profiles ? profiles_match(profiles, ret->x509) : NULL;
+	ret->profile = profiles ? profiles_find(profiles, profile) : NULL;
 	return 0;
 }
 

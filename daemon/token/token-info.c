@@ -14,7 +14,7 @@ void certificate_entry_clear(CertificateEntry *entry)
 	name_clear(&entry->subject);
 	name_clear(&entry->issuer);
 	free(entry->sha256);
-	X509_free(entry->x509);
+	free(entry->der);
 	*entry = (CertificateEntry){};
 }
 
@@ -47,28 +47,6 @@ void token_list_free(TokenList *list)
 {
 	token_list_clear(list);
 	free(list);
-}
-
-int certificate_entry_from_x509(X509 *x509, CertificateEntry *entry)
-{
-	int r;
-
-	r = serial_to_hex(X509_get0_serialNumber(x509), &entry->serial);
-	if (r < 0)
-		return r;
-	r = name_from_x509(X509_get_subject_name(x509), &entry->subject);
-	if (r < 0)
-		return r;
-	r = name_from_x509(X509_get_issuer_name(x509), &entry->issuer);
-	if (r < 0)
-		return r;
-	r = asn1_time_to_unix(X509_get0_notBefore(x509), &entry->not_before);
-	if (r < 0)
-		return r;
-	r = asn1_time_to_unix(X509_get0_notAfter(x509), &entry->not_after);
-	if (r < 0)
-		return r;
-	return x509_sha256_hex(x509, &entry->sha256);
 }
 
 /* Hex serials without leading zeros: the longer is the greater. */

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <openssl/x509.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "name.h"
 #include "state/profiles.h"
-#include "x509-util.h"
 
 /* What a scan read from one certificate object. Plain data: it holds no
- * PKCS#11 handle, so it outlives a module reload. */
+ * PKCS#11 handle, so it outlives a module reload, and no parsed
+ * certificate, so the daemon keeps it without a certificate parser (a
+ * worker fills it: token-x509.h). */
 typedef struct CertificateEntry {
 	char *label;
 	char *key_id; /* hex of CKA_ID, "" when it has none */
@@ -21,7 +23,8 @@ typedef struct CertificateEntry {
 	char *sha256;
 	bool has_key;
 	const Profile *profile;
-	X509 *x509;
+	unsigned char *der; /* the certificate itself */
+	size_t der_size;
 } CertificateEntry;
 
 typedef struct TokenInfo {
@@ -49,9 +52,6 @@ void certificate_entry_clear(CertificateEntry *entry);
 void token_info_clear(TokenInfo *info);
 void token_list_clear(TokenList *list);
 void token_list_free(TokenList *list);
-
-/* Fills the fields that come from the certificate itself. */
-int certificate_entry_from_x509(X509 *x509, CertificateEntry *entry);
 
 /* Sorts certificates latest not_after first; ties: later not_before, then
  * greater serial. */

@@ -701,6 +701,11 @@ static void test_profiles_load(void **state)
 
 	assert_int_equal(profiles_load(data, config, &profiles), 0);
 	assert_int_equal(profiles.n_items, 4);
+	/* The daemon's load reads no issuers; a worker's does. */
+	for (size_t i = 0; i < profiles.n_items; i++)
+		assert_null(profiles.items[i]->issuers);
+	assert_int_equal(profiles_load_issuers(&profiles, true), 0);
+	assert_int_equal(profiles.n_items, 4);
 	for (size_t i = 0; i < profiles.n_items; i++) {
 		const Profile *p = profiles.items[i];
 		if (streq(p->name, "A"))
@@ -792,6 +797,7 @@ static void test_profiles_match(void **state)
 	free(tmpdir_write_string(data, "ca.d/3-same.conf",
 				 "[ca]\nname = SAME\nissuers = same.pem\n"));
 	assert_int_equal(profiles_load(data, config, &profiles), 0);
+	assert_int_equal(profiles_load_issuers(&profiles, true), 0);
 	safe = find(&profiles, "SAFE");
 	other = find(&profiles, "OTHER");
 	same = find(&profiles, "SAME");
@@ -808,6 +814,9 @@ static void test_profiles_match(void **state)
 				       .not_after = T_2035});
 
 	assert_ptr_equal(profiles_match(&profiles, leaf), safe);
+	assert_ptr_equal(profiles_find(&profiles, safe->file_name), safe);
+	assert_null(profiles_find(&profiles, "no-such.conf"));
+	assert_null(profiles_find(&profiles, NULL));
 	assert_ptr_equal(profiles_match(&profiles, leaf_ids), safe);
 	/* the same issuer name, another key: only SAME's CA signed it */
 	assert_ptr_equal(profiles_match(&profiles, leaf_same), same);
@@ -823,6 +832,7 @@ static void test_profiles_match(void **state)
 	 * the CA of the same name with another key. */
 	free(tmpdir_write_string(config, "ca.d/1-safe.conf", "garbage\n"));
 	assert_int_equal(profiles_load(data, config, &profiles), 0);
+	assert_int_equal(profiles_load_issuers(&profiles, true), 0);
 	assert_int_equal(profiles.n_items, 2);
 	assert_null(profiles_match(&profiles, leaf));
 	assert_null(profiles_match(&profiles, leaf_ids));
@@ -839,6 +849,7 @@ static void test_profiles_match(void **state)
 	free(tmpdir_write_string(data, "ca.d/5-root.conf",
 				 "[ca]\nname = ROOT\nissuers = root.pem\n"));
 	assert_int_equal(profiles_load(data, config, &profiles), 0);
+	assert_int_equal(profiles_load_issuers(&profiles, true), 0);
 	both = find(&profiles, "BOTH");
 	root_only = find(&profiles, "ROOT");
 	assert_ptr_equal(profiles_match(&profiles, leaf), both);
@@ -852,6 +863,7 @@ static void test_profiles_match(void **state)
 	free(tmpdir_write_string(data, "ca.d/6-inter.conf",
 				 "[ca]\nname = INTER\nissuers = inter.pem\n"));
 	assert_int_equal(profiles_load(data, config, &profiles), 0);
+	assert_int_equal(profiles_load_issuers(&profiles, true), 0);
 	assert_int_equal(profiles.n_items, 1);
 	inter = find(&profiles, "INTER");
 	assert_ptr_equal(profiles_match(&profiles, leaf_inter), inter);

@@ -10,6 +10,7 @@
 #include "pkcs11-uri.h"
 #include "pki.h"
 #include "token/token-info.h"
+#include "token/token-x509.h"
 
 #define DAY INT64_C(86400)
 #define T0 INT64_C(1796083200) /* 2026-12-01T00:00:00Z */

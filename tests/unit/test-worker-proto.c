@@ -20,6 +20,7 @@
 #include "macro.h"
 #include "pki.h"
 #include "token/token-info-json.h"
+#include "token/token-x509.h"
 
 #define T0 INT64_C(1796083200) /* 2026-12-01T00:00:00Z */
 
@@ -133,23 +134,45 @@ static X509 *certificate(int64_t serial)
 	return x509;
 }
 
+/* The DER of a certificate, to free. */
+static unsigned char *der_of(X509 *x509, size_t *ret_size)
+{
+	unsigned char *der = NULL;
+	int size = i2d_X509(x509, &der);
+
+	assert_true(size > 0);
+	*ret_size = (size_t)size;
+	return der;
+}
+
 static void test_certificate_text(void **state)
 {
 	X509 *x509 = certificate(0x5401a3), *back = NULL;
-	_cleanup_free_ char *text = x509_to_text(x509);
+	size_t size, back_size;
+	unsigned char *der = der_of(x509, &size);
+	_cleanup_free_ unsigned char *bytes = NULL;
+	_cleanup_free_ char *text = der_to_text(der, size);
 	_cleanup_free_ char *longer = NULL;
 
 	assert_non_null(text);
-	assert_int_equal(x509_from_text(text, &back), 0);
+	assert_int_equal(der_from_text(text, &bytes, &back_size), 0);
+	assert_int_equal(back_size, size);
+	assert_memory_equal(bytes, der, size);
+	/* What a worker accepts as a certificate: exactly one. */
+	assert_int_equal(x509_from_der(bytes, back_size, &back), 0);
 	assert_int_equal(X509_cmp(x509, back), 0);
 	X509_free(back);
-	/* Trailing bytes, a cut, not base64url, nothing. */
 	assert_true(asprintf(&longer, "%sAAAA", text) > 0);
-	assert_int_equal(x509_from_text(longer, &back), -EBADMSG);
-	text[strlen(text) / 2] = '\0';
-	assert_int_equal(x509_from_text(text, &back), -EBADMSG);
-	assert_true(x509_from_text("not/base64+", &back) < 0);
-	assert_int_equal(x509_from_text(NULL, &back), -EBADMSG);
+	free(TAKE_PTR(bytes));
+	assert_int_equal(der_from_text(longer, &bytes, &back_size), 0);
+	assert_int_equal(x509_from_der(bytes, back_size, &back), -EBADMSG);
+	assert_int_equal(x509_from_der(bytes, size / 2, &back), -EBADMSG);
+	free(TAKE_PTR(bytes));
+	/* Not base64url, nothing. */
+	assert_int_equal(der_from_text("not/base64+", &bytes, &back_size), -EBADMSG);
+	assert_int_equal(der_from_text("", &bytes, &back_size), -EBADMSG);
+	assert_int_equal(der_from_text(NULL, &bytes, &back_size), -EBADMSG);
+	OPENSSL_free(der);
 	X509_free(x509);
 }
 
@@ -171,12 +194,13 @@ static void test_token_round_trip(void **state)
 		  back = {};
 	CertificateEntry *c = &info.certificates[0];
 	json_auto_t *json = NULL;
+	X509 *x509 = certificate(42);
 
-	c->x509 = certificate(42);
 	c->label = strdup("An Phát");
 	c->key_id = strdup("01");
 	c->has_key = true;
-	assert_int_equal(certificate_entry_from_x509(c->x509, c), 0);
+	assert_int_equal(certificate_entry_from_x509(x509, c), 0);
+	X509_free(x509);
 	json = token_info_to_json(&info);
 	assert_non_null(json);
 	assert_int_equal(token_info_from_json(json, NULL, &back), 0);
@@ -192,6 +216,11 @@ static void test_token_round_trip(void **state)
 	assert_string_equal(back.certificates[0].key_id, "01");
 	assert_true(back.certificates[0].has_key);
 	assert_int_equal(back.certificates[0].not_after, c->not_after);
+	assert_true(name_equal(&back.certificates[0].subject, &c->subject));
+	assert_true(name_equal(&back.certificates[0].issuer, &c->issuer));
+	assert_int_equal(back.certificates[0].der_size, c->der_size);
+	assert_memory_equal(back.certificates[0].der, c->der, c->der_size);
+	assert_null(back.certificates[0].profile);
 	token_info_clear(&back);
 
 	/* A member of the wrong type, a negative length, a certificate that
@@ -202,8 +231,23 @@ static void test_token_round_trip(void **state)
 	json_object_set_new(json, "pin_min_length", json_integer(-1));
 	assert_int_equal(token_info_from_json(json, NULL, &back), -EBADMSG);
 	json_object_set_new(json, "pin_min_length", json_integer(4));
-	json_object_set_new(json_array_get(json_object_get(json, "certificates"), 0), "der",
-			    json_string("AAAA"));
+	/* A certificate's fields as a hostile worker might send them. */
+	static const char *const bad[][2] = {
+	    {"serial", "5401A3"}, {"serial", ""},	  {"serial", "xyz"}, {"sha256", "00"},
+	    {"key_id", "0g"},	  {"der", "not/base64+"}, {"der", ""},
+	};
+	json_t *cert = json_array_get(json_object_get(json, "certificates"), 0);
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		json_t *kept = json_incref(json_object_get(cert, bad[i][0]));
+
+		json_object_set_new(cert, bad[i][0], json_string(bad[i][1]));
+		if (token_info_from_json(json, NULL, &back) != -EBADMSG)
+			fail_msg("%s = \"%s\" was taken", bad[i][0], bad[i][1]);
+		json_object_set_new(cert, bad[i][0], kept);
+	}
+	json_object_set_new(cert, "subject", json_pack("[[s,i]]", "CN", 1));
+	assert_int_equal(token_info_from_json(json, NULL, &back), -EBADMSG);
+	json_object_set_new(cert, "subject", json_pack("[[s,s]]", "", "x"));
 	assert_int_equal(token_info_from_json(json, NULL, &back), -EBADMSG);
 	token_info_clear(&info);
 }
@@ -262,6 +306,8 @@ static void test_job_round_trip(void **state)
 {
 	Job *job = job_new(JOB_REMOVE_PREVIOUS), *back = NULL;
 	X509 *x509 = certificate(7);
+	size_t size;
+	unsigned char *der = der_of(x509, &size);
 	json_auto_t *json = NULL;
 
 	job->token_serial = strdup("0123456789abcdef");
@@ -271,18 +317,23 @@ static void test_job_round_trip(void **state)
 	job->module_path = strdup("/usr/lib/softhsm/libsofthsm2.so");
 	job->network = (CaNetwork){10, 60};
 	job->action_id = strdup("r-1");
-	job->remove = X509_dup(x509);
+	job->remove_der = malloc(size);
+	assert_non_null(job->remove_der);
+	memcpy(job->remove_der, der, size);
+	job->remove_der_size = size;
 	job->remove_key_id = strdup("01");
 	job->remove_key = true;
 	job->allow_final_try = true;
-	assert_int_equal(job_add_certificate(job, x509, NULL, "07", "01", true), 0);
+	assert_int_equal(job_add_certificate(job, der, size, NULL, "07", "01", true), 0);
 	json = job_to_json(job);
 	assert_non_null(json);
 	assert_int_equal(job_from_json(json, NULL, &back), 0);
 	assert_int_equal(back->kind, JOB_REMOVE_PREVIOUS);
 	assert_string_equal(back->token_label, "An Phát 01");
 	assert_string_equal(back->action_id, "r-1");
-	assert_int_equal(X509_cmp(back->remove, x509), 0);
+	assert_int_equal(back->remove_der_size, size);
+	assert_memory_equal(back->remove_der, der, size);
+	assert_memory_equal(back->certificates[0].der, der, size);
 	assert_true(back->remove_key && back->allow_final_try && back->keep_previous);
 	assert_false(back->confirm_write);
 	assert_int_equal(back->network.timeout_sec, 60);
@@ -297,6 +348,7 @@ static void test_job_round_trip(void **state)
 	json_object_set_new(json, "kind", json_string("check"));
 	json_object_set_new(json_object_get(json, "network"), "timeout_sec", json_integer(0));
 	assert_int_equal(job_from_json(json, NULL, &back), -EBADMSG);
+	OPENSSL_free(der);
 	X509_free(x509);
 	job_free(job);
 }
