@@ -42,6 +42,7 @@ def test_idle_daemon_does_not_wake_up(hotplug_world, pki):
     # one wake-up to let it go, then none.
     wait_until(lambda: not child_pids(d.pid), timeout=15,
                message="the idle scan worker to leave")
+    time.sleep(0.5)  # the thread that reaped it goes back to sleep
     before = d.context_switches()
     time.sleep(3)
     after = d.context_switches()
