@@ -99,6 +99,7 @@ struct Job {
 	size_t n_waiters;
 	JobQueue *queue;
 	pthread_t thread;
+	struct Worker *worker; /* a spare taken when the job started, or NULL */
 	/* The caller's answer to JOB_EVENT_CONFIRM (under the queue's lock). */
 	JobAnswer answer;
 };

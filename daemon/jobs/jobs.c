@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 
 #include "bus-names.h"
 #include "i18n.h"
@@ -37,7 +38,19 @@ struct JobQueue {
 	WorkerLimits limits;
 	const Profiles *profiles;
 	bool stopping; /* answers every job waiting for its caller */
+
+	/* A spare worker, started beside a job for the one that usually
+	 * follows (a check, then the activation it found): it has linked and
+	 * read the configuration already. Kept by a thread of its own for
+	 * SPARE_IDLE_SEC, then let go. Under lock. */
+	pthread_t spare_thread;
+	bool spare_thread_started;
+	pthread_cond_t spare_changed;
+	Worker *spare;
+	bool spare_wanted;
 };
+
+#define SPARE_IDLE_SEC 5
 
 static void post(JobQueue *q, Job *job, JobEventKind kind, json_t *state)
 {
@@ -119,6 +132,54 @@ static void relay_crash(json_t *message)
 		raise(SIGKILL);
 }
 
+/* Starts a spare when one is wanted, and lets an untaken one go after
+ * SPARE_IDLE_SEC. Workers are started and stopped here, off the loop. */
+static void *spare_thread(void *userdata)
+{
+	JobQueue *q = userdata;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct timespec until;
+		Worker *w = NULL;
+
+		while (!q->stopping && !q->spare_wanted && !q->spare)
+			pthread_cond_wait(&q->spare_changed, &q->lock);
+		if (q->stopping)
+			break;
+		if (q->spare_wanted && !q->spare) {
+			q->spare_wanted = false;
+			pthread_mutex_unlock(&q->lock);
+			if (worker_start(&q->limits, &w) < 0)
+				w = NULL;
+			pthread_mutex_lock(&q->lock);
+			if (q->stopping || q->spare) {
+				pthread_mutex_unlock(&q->lock);
+				worker_stop(w);
+				pthread_mutex_lock(&q->lock);
+				continue;
+			}
+			q->spare = w;
+		}
+		q->spare_wanted = false;
+		/* Until it is taken, wanted afresh, or idle too long. */
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += SPARE_IDLE_SEC;
+		while (!q->stopping && q->spare && !q->spare_wanted)
+			if (pthread_cond_timedwait(&q->spare_changed, &q->lock, &until) ==
+			    ETIMEDOUT)
+				break;
+		if (q->spare && !q->spare_wanted) {
+			w = TAKE_PTR(q->spare);
+			pthread_mutex_unlock(&q->lock);
+			worker_stop(w);
+			pthread_mutex_lock(&q->lock);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
 /* Runs the job in a worker of its own and relays what it says until it
  * is done or gone. */
 static void run_in_worker(Job *job)
@@ -140,9 +201,17 @@ static void run_in_worker(Job *job)
 	if (job->new_pin_fd >= 0)
 		fds[n_fds++] = job->new_pin_fd;
 	json_object_set_new(request, "n_fds", json_integer((json_int_t)n_fds));
-	r = worker_start(&q->limits, &worker);
-	if (r >= 0)
-		r = worker_request(worker, request, fds, n_fds);
+	worker = TAKE_PTR(job->worker);
+	if (worker && worker_request(worker, request, fds, n_fds) < 0)
+		/* It died waiting: the descriptors are still ours. */
+		worker = worker_stop(worker);
+	if (worker)
+		r = 0;
+	else {
+		r = worker_start(&q->limits, &worker);
+		if (r >= 0)
+			r = worker_request(worker, request, fds, n_fds);
+	}
 	/* The PIN pipes are the worker's now: the daemon never reads them. */
 	if (job->pin_fd >= 0)
 		close(job->pin_fd);
@@ -255,6 +324,8 @@ int job_queue_new(sd_event *event, const WorkerLimits *limits, const Profiles *p
 	pthread_condattr_init(&attributes);
 	pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->changed, &attributes);
+	/* So is the spare's idle limit. */
+	pthread_cond_init(&q->spare_changed, &attributes);
 	pthread_condattr_destroy(&attributes);
 	q->handler = handler;
 	q->userdata = userdata;
@@ -273,6 +344,12 @@ int job_queue_new(sd_event *event, const WorkerLimits *limits, const Profiles *p
 		return r;
 	}
 	(void)sd_event_source_set_description(q->source, "jobs");
+	r = -pthread_create(&q->spare_thread, NULL, spare_thread, q);
+	if (r < 0) {
+		job_queue_free(q);
+		return r;
+	}
+	q->spare_thread_started = true;
 	*ret = q;
 	return 0;
 }
@@ -287,7 +364,11 @@ JobQueue *job_queue_free(JobQueue *q)
 	pthread_mutex_lock(&q->lock);
 	q->stopping = true;
 	pthread_cond_broadcast(&q->changed);
+	pthread_cond_broadcast(&q->spare_changed);
 	pthread_mutex_unlock(&q->lock);
+	if (q->spare_thread_started)
+		pthread_join(q->spare_thread, NULL);
+	q->spare = worker_stop(q->spare);
 	for (;;) {
 		dispatch(q);
 		pthread_mutex_lock(&q->lock);
@@ -303,6 +384,7 @@ JobQueue *job_queue_free(JobQueue *q)
 	if (q->event_fd >= 0)
 		close(q->event_fd);
 	pthread_cond_destroy(&q->changed);
+	pthread_cond_destroy(&q->spare_changed);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 	return NULL;
@@ -315,12 +397,18 @@ int job_start(JobQueue *q, Job *job)
 	job->queue = q;
 	pthread_mutex_lock(&q->lock);
 	q->n_running++;
+	/* This job takes the spare there is; the next one, which more often
+	 * than not follows soon, gets a new one. */
+	job->worker = TAKE_PTR(q->spare);
+	q->spare_wanted = true;
+	pthread_cond_broadcast(&q->spare_changed);
 	pthread_mutex_unlock(&q->lock);
 	r = -pthread_create(&job->thread, NULL, job_thread, job);
 	if (r < 0) {
 		pthread_mutex_lock(&q->lock);
 		q->n_running--;
 		pthread_mutex_unlock(&q->lock);
+		job->worker = worker_stop(job->worker);
 	}
 	return r;
 }
