@@ -35,14 +35,9 @@ static pthread_once_t executable_once = PTHREAD_ONCE_INIT;
 
 static void find_executable(void)
 {
-	const char *e = secure_getenv("SAFECAD_WORKER");
 	char self[PATH_MAX];
 	ssize_t n;
 
-	if (e && *e) {
-		snprintf(executable, sizeof(executable), "%s", e);
-		return;
-	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		char *slash;
@@ -209,8 +204,8 @@ static char *describe_end(int status)
 
 static int worker_ended(Worker *w, const char **ret_error_name, char **ret_error_message)
 {
-	/* Read the page before the worker's end is known for sure: the call
-	 * it was in when it died stays written there. */
+	/* The call the worker was in when it ended stays written on the
+	 * page, which outlives the worker. */
 	uint32_t call;
 	_cleanup_free_ char *how = NULL;
 	int status = 0, r;

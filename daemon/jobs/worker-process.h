@@ -24,9 +24,9 @@ typedef struct Worker {
 	WorkerLimits limits;
 } Worker;
 
-/* The executable: SAFECAD_WORKER when set, else safecad-worker beside the
- * running daemon (a build folder), else where libexecdir is seen from the
- * daemon's folder (a staged install), else the installed one. */
+/* The executable: safecad-worker beside the running daemon (a build
+ * folder), else where libexecdir is seen from the daemon's folder (a
+ * staged install), else the installed one. */
 const char *worker_executable(void);
 
 int worker_start(const WorkerLimits *limits, Worker **ret);

@@ -121,12 +121,9 @@ void modules_clear(Modules *modules)
 	*modules = (Modules){};
 }
 
-bool modules_use(Modules *modules)
+void modules_use(Modules *modules)
 {
-	bool fresh;
-
 	pthread_mutex_lock(&modules->lock);
-	fresh = modules->users == 0;
 	if (modules->users++ == 0)
 		for (size_t i = 0; i < modules->n_items; i++) {
 			Module *m = &modules->items[i];
@@ -140,7 +137,6 @@ bool modules_use(Modules *modules)
 			m->failed = r < 0;
 		}
 	pthread_mutex_unlock(&modules->lock);
-	return fresh;
 }
 
 void modules_release(Modules *modules)

@@ -42,11 +42,8 @@ int modules_load(char *const *paths, Modules *ret);
 void modules_clear(Modules *modules);
 
 /* Counts a user, loading the modules when there was none. A module that
- * cannot be loaded is skipped, with a warning when that changes. Returns
- * true when this call loaded them (so they show every token there is
- * now), false when another user already held them: many modules show
- * only the tokens there were when they were loaded. */
-bool modules_use(Modules *modules);
+ * cannot be loaded is skipped, with a warning when that changes. */
+void modules_use(Modules *modules);
 /* The last user unloads them. */
 void modules_release(Modules *modules);
 
