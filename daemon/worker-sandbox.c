@@ -2,13 +2,18 @@
 #include "worker-sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "macro.h"
 
@@ -143,4 +148,80 @@ int sandbox_no_network(void)
 #else
 	return 0;
 #endif
+}
+
+/* Landlock's write rights, by the ABI version that brought them. Reading
+ * and running stay allowed everywhere: modules load their own files and
+ * configuration. Device ioctls (ABI 5) stay allowed too: a vendor module
+ * may speak to its USB device directly. */
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#define LANDLOCK_WRITES_V1                                                                         \
+	(LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |                           \
+	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR |                           \
+	 LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |                               \
+	 LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |                             \
+	 LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM)
+
+static int landlock_abi(void)
+{
+	long abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+
+	return abi < 0 ? -errno : (int)abi;
+}
+
+/* Lets the ruleset write beneath path; a path that does not exist is
+ * skipped (returns 0), any other failure is returned. */
+static int allow_beneath(int ruleset, const char *path, uint64_t handled)
+{
+	struct landlock_path_beneath_attr rule = {.allowed_access = handled};
+	struct stat st;
+	int fd, r = 0;
+
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR || errno == EACCES ? 0 : -errno;
+	/* A rule on a file may only name what applies to files. */
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		rule.allowed_access &= LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE;
+	rule.parent_fd = fd;
+	if (syscall(__NR_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int sandbox_writable_only(const char *state_dir, char *const *paths)
+{
+	struct landlock_ruleset_attr attr = {};
+	int abi, ruleset, r;
+
+	abi = landlock_abi();
+	if (abi < 0)
+		/* The kernel has no Landlock (or it is off): the unit's
+		 * ProtectSystem= is what holds then. */
+		return abi == -ENOSYS || abi == -EOPNOTSUPP ? 0 : abi;
+	attr.handled_access_fs = LANDLOCK_WRITES_V1;
+	if (abi >= 2)
+		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	if (ruleset < 0)
+		return -errno;
+	r = allow_beneath(ruleset, state_dir, attr.handled_access_fs);
+	if (r >= 0)
+		r = allow_beneath(ruleset, "/dev/null", attr.handled_access_fs);
+	for (size_t i = 0; r >= 0 && paths && paths[i]; i++)
+		r = allow_beneath(ruleset, paths[i], attr.handled_access_fs);
+	if (r >= 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		r = -errno;
+	if (r >= 0 && syscall(__NR_landlock_restrict_self, ruleset, 0) < 0)
+		r = -errno;
+	close(ruleset);
+	return r;
 }

@@ -14,3 +14,8 @@ int sandbox_base(void);
 /* No Internet sockets from now on (EACCES): for scans, PIN changes and
  * removals, which only talk to the token. */
 int sandbox_no_network(void);
+
+/* Writes only beneath state_dir, /dev/null and paths (a NULL-terminated
+ * list; missing folders are skipped) from now on, with Landlock; reading
+ * stays open. A kernel without Landlock gives 0 and no restriction. */
+int sandbox_writable_only(const char *state_dir, char *const *paths);

@@ -80,6 +80,18 @@ static int drop_network(WorkerState *w)
 	return 0;
 }
 
+/* From here on the worker writes only to the state folder and the folders
+ * safecad.conf allows its modules: everything it needs from elsewhere
+ * (the modules, the profiles) is loaded. */
+static int restrict_writes(const WorkerState *w)
+{
+	int r = sandbox_writable_only(state_directory(), w->config.writable_paths);
+
+	if (r < 0)
+		return log_error_errno(r, "Cannot restrict where the worker writes: %m");
+	return 0;
+}
+
 static int answer_scan(WorkerState *w)
 {
 	TokenList list = {};
@@ -225,6 +237,8 @@ int main(int argc, char *argv[])
 		r = modules_load(w.config.modules, &w.modules);
 	if (r >= 0)
 		r = ca_client_global_init();
+	if (r >= 0)
+		r = restrict_writes(&w);
 	if (r >= 0) {
 		job_worker_set_socket(WORKER_SOCKET_FD);
 		history_set_observer(on_history_changed, NULL);

@@ -14,6 +14,7 @@
 
 #define DEFAULT_MODULE "p11-kit-proxy.so"
 #define CONFIG_MAX_MODULES 32
+#define CONFIG_MAX_WRITABLE_PATHS 32
 #define CONFIG_MAX_FILE_SIZE (64 * 1024)
 
 typedef struct Parser {
@@ -23,7 +24,9 @@ typedef struct Parser {
 	char reason[256];
 } Parser;
 
-static int parse_modules(const char *value, char *const *before, char ***ret)
+/* A comma-separated list (blank items skipped) after the items of before,
+ * at most max in all; paths: each must be an absolute path. */
+static int parse_list(const char *value, char *const *before, size_t max, bool paths, char ***ret)
 {
 	_cleanup_strv_free_ char **list = NULL;
 	_cleanup_free_ char *copy = strdup(value);
@@ -32,11 +35,11 @@ static int parse_modules(const char *value, char *const *before, char ***ret)
 
 	if (!copy)
 		return -ENOMEM;
-	list = calloc(CONFIG_MAX_MODULES + 1, sizeof(char *));
+	list = calloc(max + 1, sizeof(char *));
 	if (!list)
 		return -ENOMEM;
 	for (; before && *before; before++) {
-		if (n >= CONFIG_MAX_MODULES)
+		if (n >= max)
 			return -E2BIG;
 		list[n] = strdup(*before);
 		if (!list[n++])
@@ -48,13 +51,29 @@ static int parse_modules(const char *value, char *const *before, char ***ret)
 			return -ENOMEM;
 		if (!*item)
 			continue;
-		if (n >= CONFIG_MAX_MODULES)
+		if (paths && (item[0] != '/' || strlen(item) >= PATH_MAX))
+			return -EINVAL;
+		if (n >= max)
 			return -E2BIG;
 		list[n++] = TAKE_PTR(item);
 	}
-	if (n == 0)
-		return -EINVAL;
 	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+/* "[pkcs11] modules": at least one; a repeated key adds to the list. */
+static int parse_modules(const char *value, char *const *before, char ***ret)
+{
+	char **list = NULL;
+	int r = parse_list(value, before, CONFIG_MAX_MODULES, false, &list);
+
+	if (r < 0)
+		return r;
+	if (!list[0]) {
+		strv_free(list);
+		return -EINVAL;
+	}
+	*ret = list;
 	return 0;
 }
 
@@ -100,7 +119,17 @@ static int handler(void *userdata, const char *section, const char *key, const c
 		}
 	} else if (streq(section, "expiry") && streq(key, "warn_days"))
 		r = parse_warn_days(value, c);
-	else if (streq(section, "pkcs11") && streq(key, "call_timeout"))
+	else if (streq(section, "pkcs11") && streq(key, "writable_paths")) {
+		char **paths = NULL;
+
+		/* Absolute folders; empty: the workers write only to the
+		 * state folder. */
+		r = parse_list(value, NULL, CONFIG_MAX_WRITABLE_PATHS, true, &paths);
+		if (r >= 0) {
+			strv_free(c->writable_paths);
+			c->writable_paths = paths;
+		}
+	} else if (streq(section, "pkcs11") && streq(key, "call_timeout"))
 		r = parse_unsigned(value, 1, 3600, &c->call_timeout_sec);
 	else if (streq(section, "pkcs11") && streq(key, "keygen_timeout"))
 		r = parse_unsigned(value, 1, 3600, &c->keygen_timeout_sec);
@@ -137,6 +166,8 @@ static int handler(void *userdata, const char *section, const char *key, const c
 static int config_set_defaults(Config *c)
 {
 	static const unsigned default_warn_days[] = {30, 14, 7, 3, 1};
+	static const char *const default_writable[] = {"/tmp", "/var/tmp", "/dev/shm",
+						       "/var/lib/softhsm", "/dev/bus/usb"};
 
 	*c = (Config){
 	    .connect_timeout_sec = 10,
@@ -151,7 +182,15 @@ static int config_set_defaults(Config *c)
 	if (!c->modules)
 		return -ENOMEM;
 	c->modules[0] = strdup(DEFAULT_MODULE);
-	return c->modules[0] ? 0 : -ENOMEM;
+	if (!c->modules[0])
+		return -ENOMEM;
+	c->writable_paths = calloc(ELEMENTSOF(default_writable) + 1, sizeof(char *));
+	if (!c->writable_paths)
+		return -ENOMEM;
+	for (size_t i = 0; i < ELEMENTSOF(default_writable); i++)
+		if (!(c->writable_paths[i] = strdup(default_writable[i])))
+			return -ENOMEM;
+	return 0;
 }
 
 static void config_clearp(Config *c)
@@ -202,6 +241,8 @@ void config_clear(Config *config)
 		return;
 	strv_free(config->modules);
 	config->modules = NULL;
+	strv_free(config->writable_paths);
+	config->writable_paths = NULL;
 	free(config->metrics_textfile);
 	config->metrics_textfile = NULL;
 }

@@ -20,6 +20,10 @@ typedef struct Config {
 	 * hung: key generation, and every other call. */
 	unsigned call_timeout_sec;
 	unsigned keygen_timeout_sec;
+	/* Folders beside the state folder where a worker (and the PKCS#11
+	 * modules in it) may write: lock files, SoftHSM's tokens, USB
+	 * devices; NULL-terminated, possibly empty. */
+	char **writable_paths;
 	/* The Prometheus textfile to keep up to date; NULL: none. */
 	char *metrics_textfile;
 } Config;

@@ -239,3 +239,70 @@ def test_daemon_starts_when_the_first_scan_fails(world, pki, refca, shim):
     assert [t for t in world.status() if t["present"]] == []
     world.rescan()
     assert find_token(world.status(), token.serial)["present"] is True
+
+
+# --- where a worker may write ----------------------------------------------------
+
+
+def allow_writes(world, *paths):
+    """Sets [pkcs11] writable_paths in the world's safecad.conf."""
+    path = os.path.join(world.confdir, "safecad.conf")
+    with open(path) as f:
+        text = f.read()
+    text = text.replace("[pkcs11]\n", f"[pkcs11]\nwritable_paths = {', '.join(paths)}\n", 1)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def probe(world, shim, path, run):
+    """Has the next worker try to write `path` while `run()` makes it
+    scan or work; returns the errno it met (0: written)."""
+    shim.probe_write(path)
+    run()
+    wait_until(lambda: shim.probe_result() is not None, timeout=20,
+               message=f"the write probe of {path}")
+    return shim.probe_result()
+
+
+def test_scan_worker_writes_only_where_allowed(world, pki, refca, shim):
+    """A module in a scan worker writes to the state folder and to the
+    folders safecad.conf allows, and nowhere else (Landlock)."""
+    token, _ = token_with_pair(world, pki)
+    allowed = os.path.join(world.dir, "module-locks")
+    other = os.path.join(world.dir, "elsewhere")
+    os.makedirs(allowed)
+    os.makedirs(other)
+    allow_writes(world, world.softhsm.directory, shim.dir, allowed)
+    world.start_daemon()
+    assert find_token(world.status(), token.serial)["present"] is True
+
+    assert probe(world, shim, os.path.join(allowed, "lock"), world.rescan) == 0
+    assert os.path.exists(os.path.join(allowed, "lock"))
+    assert probe(world, shim, os.path.join(world.statedir, "probe"), world.rescan) == 0
+    for path in (os.path.join(other, "f"), os.path.join(world.confdir, "safecad.conf.new"),
+                 os.path.join(world.dir, "f")):
+        assert probe(world, shim, path, world.rescan) == 13, path  # EACCES
+        assert not os.path.exists(path), path
+    # The token is still served, by a worker that keeps to its folders.
+    assert find_token(world.status(), token.serial)["present"] is True
+    assert_daemon_alive(world)
+
+
+def test_activation_worker_writes_only_where_allowed(world, pki, refca, shim):
+    """An activation's worker is held to the same folders, and the
+    activation completes inside them."""
+    token, old = token_with_pair(world, pki)
+    action = refca.add_action(old, **window())
+    other = os.path.join(world.dir, "elsewhere")
+    os.makedirs(other)
+    allow_writes(world, world.softhsm.directory, shim.dir)
+    world.start_daemon()
+    check(world, token.serial)
+
+    target = os.path.join(other, "f")
+    shim.probe_write(target)
+    run = activate(world, token.serial, action["id"])
+    assert run.rc == 0, run
+    assert shim.probe_result() == 13
+    assert not os.path.exists(target)
+    assert_completed_with_one_key(refca, token, old)

@@ -46,8 +46,14 @@
  * one from faults_left, clears `fault` when none is left, adds one to
  * `faulted` and writes the file back, so a test sees it fired even when
  * the process is gone.
+ *
+ * A write probe, for the sandbox's tests: when $PIN_SHIM_STATE/_probe names
+ * a path, the next C_GetSlotList (in whatever process loaded the shim)
+ * tries to create that file for writing, removes _probe and writes
+ * "errno=N" (0: the file could be written) to $PIN_SHIM_STATE/_probe.result.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -333,12 +339,44 @@ static CK_RV session_check(CK_SESSION_HANDLE session, const char *call)
 
 /* --- the calls that change ------------------------------------------------ */
 
+static void probe_run(void)
+{
+	char path[PATH_MAX], result[PATH_MAX], target[PATH_MAX] = "";
+	int lock, fd, err;
+	FILE *f;
+
+	if (!state_path("_probe", "", path, sizeof(path)) || access(path, F_OK) < 0 ||
+	    (lock = state_lock("_probe")) < 0)
+		return;
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(target, sizeof(target), f))
+			target[0] = '\0';
+		fclose(f);
+		target[strcspn(target, "\r\n")] = '\0';
+		unlink(path);
+	}
+	if (target[0] && state_path("_probe", ".result", result, sizeof(result))) {
+		fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		err = fd < 0 ? errno : 0;
+		if (fd >= 0)
+			close(fd);
+		f = fopen(result, "we");
+		if (f) {
+			fprintf(f, "errno=%d\n", err);
+			fclose(f);
+		}
+	}
+	close(lock);
+}
+
 static CK_RV shim_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
 {
 	CK_SLOT_ID slots[MAX_SLOTS];
 	CK_ULONG n = MAX_SLOTS, kept = 0;
 	CK_RV rv;
 
+	probe_run();
 	module_fault("C_GetSlotList");
 	if (!present || !count)
 		return real->C_GetSlotList(present, list, count);

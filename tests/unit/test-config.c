@@ -53,6 +53,9 @@ static void assert_defaults(const Config *c)
 	assert_int_equal(c->confirm_timeout_sec, 300);
 	assert_int_equal(c->call_timeout_sec, 30);
 	assert_int_equal(c->keygen_timeout_sec, 180);
+	assert_non_null(c->writable_paths);
+	assert_string_equal(c->writable_paths[0], "/tmp");
+	assert_string_equal(c->writable_paths[3], "/var/lib/softhsm");
 }
 
 /* Loads text as safecad.conf; returns config_load's result. */
@@ -159,6 +162,7 @@ static void test_values(void **state)
 				   "modules = /a/one.so, two.so ,,/c/three.so,\n"
 				   "call_timeout = 1\n"
 				   "keygen_timeout=3600\n"
+				   "writable_paths = /run/vendor , /var/lib/vendor/,\n"
 				   "[activation]\n"
 				   "confirm_timeout = 5\n";
 	static const char *const modules[] = {"/a/one.so", "two.so", "/c/three.so"};
@@ -173,6 +177,20 @@ static void test_values(void **state)
 	assert_int_equal(c.confirm_timeout_sec, 5);
 	assert_int_equal(c.call_timeout_sec, 1);
 	assert_int_equal(c.keygen_timeout_sec, 3600);
+	assert_string_equal(c.writable_paths[0], "/run/vendor");
+	assert_string_equal(c.writable_paths[1], "/var/lib/vendor/");
+	assert_null(c.writable_paths[2]);
+	config_clear(&c);
+}
+
+/* An empty list is allowed: the workers write to the state folder only. */
+static void test_writable_paths_empty(void **state)
+{
+	Config c = {};
+
+	assert_int_equal(load_text(*state, "[pkcs11]\nwritable_paths =\n", &c, NULL), 0);
+	assert_non_null(c.writable_paths);
+	assert_null(c.writable_paths[0]);
 	config_clear(&c);
 }
 
@@ -255,6 +273,8 @@ static void test_bad_values(void **state)
 	    {"[pkcs11]\nkeygen_timeout = 0\n", 2},
 	    {"[pkcs11]\nkeygen_timeout = 1 minute\n", 2},
 	    {"[pkcs11]\nmodules = , ,\n", 2},
+	    {"[pkcs11]\nwritable_paths = relative/dir\n", 2},
+	    {"[pkcs11]\nwritable_paths = /tmp, ~/x\n", 2},
 	    /* an inline '#' is part of the value (PRODUCT.md) */
 	    {"[network]\n# fine\ntimeout = 60 # seconds\n", 3},
 	    /* the first bad line is named */
@@ -443,6 +463,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_missing_file, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_empty_file, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_full_example, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_writable_paths_empty, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_values, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_repeated_keys, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_limits, setup_dir, teardown_dir),

@@ -2,8 +2,10 @@
 """A private pcscd with a vpcd reader, and a tiny vpcd card.
 
 pcscd always binds /run/pcscd/pcscd.comm, so each test runs its own pcscd in
-a private mount namespace with a tmpfs there; clients reach it through
-/proc/<pid>/root/run/pcscd/pcscd.comm (FACTS.md). vpcd listens on a TCP port
+a private mount namespace with the test's own folder bind-mounted there;
+clients reach it at <directory>/run/pcscd.comm. (Not through
+/proc/<pid>/root, as FACTS.md has it: the workers' Landlock domain may not
+look into another process's root.) vpcd listens on a TCP port
 (and port+1): a card "inserts" by connecting and "leaves" by closing.
 """
 
@@ -65,10 +67,11 @@ class Pcscd:
         # A stable path for clients: a symlink to the namespaced socket, so
         # a restarted pcscd (another pid) can be reached at the same name.
         self.link = os.path.join(directory, "pcscd.comm")
+        self.rundir = os.path.join(directory, "run")
 
     @property
     def socket_path(self):
-        return f"/proc/{self.proc.pid}/root/run/pcscd/pcscd.comm"
+        return os.path.join(self.rundir, "pcscd.comm")
 
     def start(self, port=None, timeout=10):
         self.port = port or self.port or free_port_pair()
@@ -79,8 +82,12 @@ class Pcscd:
                 f"LIBPATH {VPCD_DRIVER}\n"
                 f"CHANNELID 0x{self.port:X}\n"
             )
+        # What a pcscd killed earlier left behind.
+        os.makedirs(self.rundir, mode=0o755, exist_ok=True)
+        for name in os.listdir(self.rundir):
+            os.unlink(os.path.join(self.rundir, name))
         script = (
-            "mkdir -p /run/pcscd && mount -t tmpfs -o mode=0755 tmpfs /run/pcscd && "
+            f"mkdir -p /run/pcscd && mount --bind '{self.rundir}' /run/pcscd && "
             f"exec pcscd -f -c '{self.confdir}'"
         )
         self._log = open(self.log_path, "ab")

@@ -139,6 +139,28 @@ class PinShim:
         """How many faults fired on the token (None: the module)."""
         return self.read(token)["faulted"]
 
+    def probe_write(self, path):
+        """The next C_GetSlotList, in whichever process makes it, tries to
+        create `path` for writing; probe_result() says how it went."""
+        result = os.path.join(self.dir, "_probe.result")
+        if os.path.exists(result):
+            os.unlink(result)
+        tmp = os.path.join(self.dir, "_probe.pytmp")
+        with open(tmp, "w") as f:
+            f.write(path + "\n")
+        os.rename(tmp, os.path.join(self.dir, "_probe"))
+
+    def probe_result(self):
+        """The errno of the last write probe (0: written), None before it
+        ran."""
+        try:
+            with open(os.path.join(self.dir, "_probe.result")) as f:
+                key, _, value = f.read().strip().partition("=")
+        except FileNotFoundError:
+            return None
+        assert key == "errno", key
+        return int(value)
+
     def p11(self, token, *args, check=True):
         """pkcs11-tool through the shim, on the token with this label."""
         argv = ["pkcs11-tool", "--module", self.module, "--token-label", token.label]
