@@ -98,7 +98,6 @@ struct Job {
 	sd_bus_message *waiters[16];
 	size_t n_waiters;
 	JobQueue *queue;
-	pthread_t thread;
 	struct Worker *worker; /* a spare taken when the job started, or NULL */
 	/* The caller's answer to JOB_EVENT_CONFIRM (under the queue's lock). */
 	JobAnswer answer;

@@ -181,8 +181,9 @@ static void *spare_thread(void *userdata)
 }
 
 /* Runs the job in a worker of its own and relays what it says until it
- * is done or gone. */
-static void run_in_worker(Job *job)
+ * is done or gone; returns the worker, for the caller to stop once the
+ * job's end is on its way up. */
+static Worker *run_in_worker(Job *job)
 {
 	JobQueue *q = job->queue;
 	_cleanup_(json_decrefp) json_t *request = job_to_json(job);
@@ -193,7 +194,7 @@ static void run_in_worker(Job *job)
 
 	if (!request) {
 		job_fail(job, SAFECAD_ERROR_FAILED, "%s", strerror(ENOMEM));
-		return;
+		return NULL;
 	}
 	json_object_set_new(request, "type", json_string("job"));
 	if (job->pin_fd >= 0)
@@ -222,8 +223,7 @@ static void run_in_worker(Job *job)
 		log_error_errno(r, "Cannot start a token worker (%s): %m", worker_executable());
 		job_fail(job, SAFECAD_ERROR_FAILED, _("Cannot start a token worker: %s"),
 			 strerror(-r));
-		worker_stop(worker);
-		return;
+		return worker;
 	}
 	for (;;) {
 		_cleanup_(json_decrefp) json_t *message = NULL;
@@ -263,19 +263,28 @@ static void run_in_worker(Job *job)
 			log_warning("A token worker sent an unknown message \"%s\", ignored.",
 				    type);
 	}
-	worker_stop(worker);
+	return worker;
 }
 
 static void *job_thread(void *userdata)
 {
 	Job *job = userdata;
+	JobQueue *q = job->queue;
+	Worker *worker = run_in_worker(job);
 
-	run_in_worker(job);
-	post(job->queue, job, JOB_EVENT_DONE, NULL);
+	/* The caller hears the end first; waiting for the worker to exit
+	 * (its modules finalized, a sanitizer's report) is nobody's wait.
+	 * The job may be freed from here on. */
+	post(q, job, JOB_EVENT_DONE, NULL);
+	worker_stop(worker);
+	pthread_mutex_lock(&q->lock);
+	q->n_running--;
+	pthread_cond_broadcast(&q->changed);
+	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }
 
-/* Hands every queued event to the handler; joins finished threads. */
+/* Hands every queued event to the handler. */
 static void dispatch(JobQueue *q)
 {
 	JobEvent events[MAX_EVENTS];
@@ -289,12 +298,6 @@ static void dispatch(JobQueue *q)
 	pthread_mutex_unlock(&q->lock);
 
 	for (size_t i = 0; i < n; i++) {
-		if (events[i].kind == JOB_EVENT_DONE) {
-			pthread_join(events[i].job->thread, NULL);
-			pthread_mutex_lock(&q->lock);
-			q->n_running--;
-			pthread_mutex_unlock(&q->lock);
-		}
 		q->handler(events[i].job, events[i].kind, events[i].state, q->userdata);
 		json_decref(events[i].state);
 	}
@@ -392,6 +395,8 @@ JobQueue *job_queue_free(JobQueue *q)
 
 int job_start(JobQueue *q, Job *job)
 {
+	pthread_attr_t attributes;
+	pthread_t thread;
 	int r;
 
 	job->queue = q;
@@ -403,7 +408,12 @@ int job_start(JobQueue *q, Job *job)
 	q->spare_wanted = true;
 	pthread_cond_broadcast(&q->spare_changed);
 	pthread_mutex_unlock(&q->lock);
-	r = -pthread_create(&job->thread, NULL, job_thread, job);
+	/* Detached: the thread counts itself out of n_running when its
+	 * worker is gone, which job_queue_free() waits for. */
+	pthread_attr_init(&attributes);
+	pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&thread, &attributes, job_thread, job);
+	pthread_attr_destroy(&attributes);
 	if (r < 0) {
 		pthread_mutex_lock(&q->lock);
 		q->n_running--;
