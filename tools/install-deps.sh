@@ -11,6 +11,8 @@ packages=(
   libcurl4-openssl-dev libjansson-dev libinih-dev libcmocka-dev libp11-kit-dev
   # the token, hotplug and independent checkers
   softhsm2 p11-kit opensc pcscd vsmartcard-vpcd libengine-pkcs11-openssl openssl
+  # a CAC card that only signs, for OpenSC's stock config (tests/cards)
+  libcacard-dev libnss3-tools
   # bus, polkit mock and the Python test harness
   dbus python3 python3-pytest python3-dbusmock python3-dbus python3-gi
   python3-cryptography util-linux procps
