@@ -445,7 +445,10 @@ class World:
                 d.kill()
                 d.close()
         for c in self.cards:
-            c.remove()
+            try:
+                c.remove()
+            except AssertionError as e:
+                problems.append(str(e))
         if self.pcscd:
             self.pcscd.stop()
         self.bus.stop()
