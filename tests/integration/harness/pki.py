@@ -91,11 +91,12 @@ class Issued:
         self.key = key
         self.der = cert.public_bytes(serialization.Encoding.DER)
         self.pem = cert.public_bytes(serialization.Encoding.PEM)
+        # A key made on a card is known by its public half only.
         self.key_pkcs8_pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        )
+        ) if hasattr(key, "private_bytes") else None
         self.serial = format(cert.serial_number, "x")
         self.subject = name_pairs(cert.subject)
         self.issuer = name_pairs(cert.issuer)
@@ -198,7 +199,8 @@ class PKI:
         """An end-entity certificate whose not_after is `days_left` days from
         now (an extra hour so the floor is stable) and whose not_before is
         `starts_in_days` from now (negative: already valid); not_before and
-        not_after (datetimes) override both."""
+        not_after (datetimes) override both. `key` may be a public key (one
+        made on a card)."""
         now = utcnow()
         issuer = {"safe": self.safe_issuing, "other": self.other}[ca]
         key = key or new_key(key_kind)
@@ -212,7 +214,7 @@ class PKI:
             x509.CertificateBuilder()
             .subject_name(make_name(subject))
             .issuer_name(issuer.cert.subject)
-            .public_key(key.public_key())
+            .public_key(key.public_key() if hasattr(key, "public_key") else key)
             .serial_number(serial if serial is not None else next(_serials))
             .not_valid_before(not_before)
             .not_valid_after(not_after)
