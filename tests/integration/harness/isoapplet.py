@@ -29,7 +29,7 @@ import struct
 import subprocess
 import threading
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .pcsc import VpcdCard
@@ -331,7 +331,7 @@ class IsoApplet:
         self.chain = None
         return data
 
-    def _send_large(self, data, le):
+    def _send_large(self, data):
         if len(data) <= 256:
             self.pending = b""
             return data + b"\x90\x00"
@@ -348,7 +348,7 @@ class IsoApplet:
         if apdu.le != expected:
             _fail(0x6C00 | (expected & 0xFF))
         data, self.pending = self.pending, b""
-        return self._send_large(data, apdu.le)
+        return self._send_large(data)
 
     # --- files -------------------------------------------------------------------
     @staticmethod
@@ -549,7 +549,7 @@ class IsoApplet:
         if self._file_cost(node) > self.free():
             _fail(0x6A84)
         parent["children"].append(node)
-        self._select(node, self.current_df if node["df"] else list(self.current_df))
+        self._select(node, list(self.current_df))
         self.save()
         return b"\x90\x00"
 
@@ -746,7 +746,7 @@ class IsoApplet:
         self.save()
         n = key.public_key().public_numbers().n.to_bytes(256, "big")
         body = b"\x81\x82\x01\x00" + n + b"\x82\x03" + (65537).to_bytes(3, "big")
-        return self._send_large(b"\x7F\x49" + _tag_len(len(body)) + body, apdu.le)
+        return self._send_large(b"\x7F\x49" + _tag_len(len(body)) + body)
 
     def _perform_security_operation(self, apdu):
         if not self.pin_validated:
@@ -912,14 +912,17 @@ class IsoAppletCard(VpcdCard):
         """Makes a PKCS#15 structure with OpenSC's isoApplet profile.
         IsoApplet has one PIN (OpenSC's profile calls it "so-pin"; PKCS#11
         shows it as the user PIN) and an optional 16-character PUK ("so-puk").
-        Returns the serial number written to the token (default: random,
-        so two cards differ)."""
-        serial = serial or secrets.token_hex(8).upper()
+        Returns the serial number as PKCS#11 shows it (default: random, so
+        two cards differ): OpenSC stores hex digits as bytes and reads them
+        back in lower case."""
+        serial = serial or secrets.token_hex(8)
         argv = ["pkcs15-init", "--create-pkcs15", "--profile", "pkcs15+isoApplet",
                 "--so-pin", pin, "--label", label, "--serial", serial]
         if puk:
             argv += ["--so-puk", puk]
         run_tool(argv, self.env(pcscd))
+        if all(c in "0123456789abcdefABCDEF" for c in serial) and len(serial) % 2 == 0:
+            serial = serial.lower()
         self.pin, self.puk, self.label, self.serial = pin, puk, label, serial
         return serial
 
