@@ -16,6 +16,8 @@ packages=(
   # bus, polkit mock and the Python test harness
   dbus python3 python3-pytest python3-dbusmock python3-dbus python3-gi
   python3-cryptography util-linux procps
+  # the IsoApplet card test reads PIN flags and attributes through PyKCS11
+  python3-pykcs11
   # the benchmark's peer
   certmonger
   # system integration: man pages, the .pc files and DTDs the install and its
