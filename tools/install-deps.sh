@@ -20,6 +20,8 @@ packages=(
   python3-pykcs11
   # the benchmark's peer
   certmonger
+  # the independent CMP peer: a responder on Bouncy Castle's CMP classes
+  default-jdk-headless libbcpkix-java libbcprov-java libbcutil-java
   # system integration: man pages, the .pc files and DTDs the install and its
   # tests use, the tools that check each file (systemd-analyze comes with
   # systemd, node with the machine)
