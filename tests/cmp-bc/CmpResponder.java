@@ -140,6 +140,7 @@ public final class CmpResponder {
         X509CertificateHolder issued;
         byte[] lastSenderNonce;
         int pollsLeft;
+        boolean implicitConfirmAsked;
         boolean awaitingConfirm;
         boolean finished;
     }
@@ -355,6 +356,10 @@ public final class CmpResponder {
             } catch (Refusal refusal) {
                 rec.error = refusal.getMessage();
                 answer = error(header, refusal);
+            } catch (IllegalArgumentException | ClassCastException e) {
+                // How Bouncy Castle's getInstance() meets ASN.1 of the wrong shape.
+                rec.error = "malformed " + rec.type + ": " + e.getMessage();
+                answer = error(header, new Refusal("badDataFormat", rec.error));
             } catch (Exception e) {
                 rec.error = "internal error: " + e;
                 answer = error(header, new Refusal("systemFailure", rec.error));
@@ -464,7 +469,9 @@ public final class CmpResponder {
         if (publicKey == null) {
             throw new Refusal("badCertTemplate", "the template holds no public key");
         }
-        rec.popoOk = checkPopo(request, publicKey);
+        rec.popoOk = false;
+        checkPopo(request, publicKey);
+        rec.popoOk = true;
         X500Name subject = template.getSubject();
         int type = body.getType();
         if (type == PKIBody.TYPE_KEY_UPDATE_REQ) {
@@ -481,7 +488,8 @@ public final class CmpResponder {
         transaction.requestType = type;
         transaction.signer = signer;
         transaction.certReqId = requests[0].getCertReq().getCertReqId().getValue();
-        rec.implicitConfirm = grantImplicit && requestsImplicitConfirm(header);
+        transaction.implicitConfirmAsked = requestsImplicitConfirm(header);
+        rec.implicitConfirm = grantImplicit && transaction.implicitConfirmAsked;
 
         if (!rejectBits.isEmpty()) {
             transaction.finished = true;
@@ -502,7 +510,7 @@ public final class CmpResponder {
         return deliver(header, transaction, rec.implicitConfirm);
     }
 
-    private static boolean checkPopo(CertificateRequestMessage request,
+    private static void checkPopo(CertificateRequestMessage request,
             SubjectPublicKeyInfo publicKey) throws Exception {
         if (!request.hasProofOfPossession()) {
             throw new Refusal("badPOP", "no proof of possession");
@@ -528,7 +536,6 @@ public final class CmpResponder {
         if (!valid) {
             throw new Refusal("badPOP", "proof of possession does not verify with the requested key");
         }
-        return true;
     }
 
     private static void checkOldCertId(CertificateRequestMessage request,
@@ -666,7 +673,8 @@ public final class CmpResponder {
                     new ASN1Integer(transaction.certReqId), new ASN1Integer(checkAfter)));
             return answer(header, transaction, pollRep, null);
         }
-        rec.implicitConfirm = grantImplicit && requestsImplicitConfirm(header);
+        // Asked for in the request that began the transaction, not in the pollReq.
+        rec.implicitConfirm = grantImplicit && transaction.implicitConfirmAsked;
         return deliver(header, transaction, rec.implicitConfirm);
     }
 
