@@ -52,8 +52,10 @@ def compiled():
     jars = classpath()
     with open(SOURCE, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    parent = BUILD_DIR if os.path.isdir(BUILD_DIR) else tempfile.gettempdir()
-    cache = os.path.join(parent, "cmp-bc", digest)
+    if os.path.isdir(BUILD_DIR):
+        cache = os.path.join(BUILD_DIR, "cmp-bc", digest)
+    else:
+        cache = os.path.join(tempfile.gettempdir(), "safecad-cmp-bc", digest)
     if os.path.exists(os.path.join(cache, "CmpResponder.class")):
         return cache
     os.makedirs(os.path.dirname(cache), exist_ok=True)
