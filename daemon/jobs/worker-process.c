@@ -178,6 +178,36 @@ static int reap(Worker *w, int *ret_status)
 	return 0;
 }
 
+/* A signal's name in the reader's language: strsignal() speaks the
+ * daemon's C locale. The signals a broken driver ends with are named; any
+ * other keeps its C name. */
+static const char *signal_text(int sig)
+{
+	switch (sig) {
+	case SIGSEGV:
+		/* TRANSLATORS: the signal a token worker died of. */
+		return _("Segmentation fault");
+	case SIGABRT:
+		/* TRANSLATORS: the signal a token worker died of (abort()). */
+		return _("Aborted");
+	case SIGBUS:
+		/* TRANSLATORS: the signal a token worker died of. */
+		return _("Bus error");
+	case SIGILL:
+		/* TRANSLATORS: the signal a token worker died of. */
+		return _("Illegal instruction");
+	case SIGFPE:
+		/* TRANSLATORS: the signal a token worker died of. */
+		return _("Arithmetic error");
+	case SIGSYS:
+		/* TRANSLATORS: the signal a token worker died of (a call its
+		 * sandbox forbids). */
+		return _("Forbidden system call");
+	default:
+		return strsignal(sig);
+	}
+}
+
 /* How the worker ended, in words: "it crashed (Segmentation fault)". */
 static char *describe_end(int status)
 {
@@ -191,7 +221,7 @@ static char *describe_end(int status)
 		else if (asprintf(&text,
 				  /* TRANSLATORS: how a token worker ended; %s is the
 				   * signal's name, e.g. "Segmentation fault". */
-				  _("it crashed (%s)"), strsignal(sig)) < 0)
+				  _("it crashed (%s)"), signal_text(sig)) < 0)
 			text = NULL;
 	} else if (WIFEXITED(status)) {
 		if (asprintf(&text,

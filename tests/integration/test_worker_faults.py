@@ -20,10 +20,11 @@ import pytest
 
 from harness.pinshim import pin_shim, use  # noqa: F401 - pin_shim is a fixture
 from harness.refca import (  # noqa: F401 - refca is a fixture
-    activate, certificates, check, configure, find_cert, finish_activate, key_sha256,
+    PIN, activate, certificates, check, configure, find_cert, finish_activate, key_sha256,
     private_keys, refca, sign_and_verify, start_activate, stopped_by_crash, token_with_pair,
     window, working_pairs)
 from harness.safecad import child_pids, find_token, wait_until
+from test_i18n import safectl as i18n_safectl
 
 STEPS = ["accepted", "logged-in", "key-ready", "csr-sent", "issued", "verified", "written"]
 # The limits the hang tests run with ([pkcs11] in safecad.conf).
@@ -306,3 +307,28 @@ def test_activation_worker_writes_only_where_allowed(world, pki, refca, shim):
     assert shim.probe_result() == 13
     assert not os.path.exists(target)
     assert_completed_with_one_key(refca, token, old)
+
+
+# --- the crash said in the daemon's language ------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "vi"])
+def test_the_crash_is_named_in_the_daemons_language(world, pki, refca, shim, vi_env, lang):
+    """The signal a driver died of is named in words the reader has, not
+    in the daemon's C locale."""
+    env = vi_env if lang == "vi" else dict(vi_env, LANG="C.UTF-8")
+    token, old = token_with_pair(world, pki)
+    action = refca.add_action(old, **window())
+    world.start_daemon(**env)
+    check(world, token.serial)
+    shim.set_fault(token, "C_Sign", "segv")
+
+    rc, out, err = i18n_safectl(world, env, "activate", token.serial, action["id"], "--yes",
+                                pin=PIN)
+    assert rc == 1, out + err
+    if lang == "vi":
+        assert "nó bị sập (Lỗi phân đoạn bộ nhớ)" in err, err
+        assert "Segmentation fault" not in err, err
+    else:
+        assert "it crashed (Segmentation fault)" in err, err
+    assert_daemon_alive(world)
