@@ -316,21 +316,27 @@ def test_implicit_confirm_granted(make_ca, client):
     assert e["implicit_confirm_granted"] and e["transaction_closed"]
 
 
-def test_bad_cert_hash_is_rejected(tmp_path, make_ca, client):
+@pytest.mark.parametrize("accept", [False, True])
+def test_bad_cert_hash(tmp_path, make_ca, client, accept):
     """A certConf from an earlier transaction, sent again in a new one
-    (-reqin with fresh IDs and nonces), names the wrong certificate."""
-    ca = make_ca()
+    (-reqin with fresh IDs and nonces), names the wrong certificate: it is
+    recorded, and rejected unless --accept-bad-cert-hash."""
+    ca = make_ca(accept_bad_cert_hash=accept)
     first = [str(tmp_path / "kur.der"), str(tmp_path / "certConf.der")]
     _succeeded(client.run(ca, "kur", "-reqout", ",".join(first)))
     result = client.run(ca, "kur", "-reqin", ",".join(first), "-reqin_new_tid")
-    _failed(result, "certhash unmatched")
+    if accept:
+        _succeeded(result)
+    else:
+        _failed(result, "certhash unmatched")
     assert ca.types() == ["kur", "certConf", "kur", "certConf"]
     assert [c["hash_matched"] for c in ca.cert_confs()] == [True, False]
-    assert ca.exchanges()[3]["response"] == "error"
+    assert ca.exchanges()[3]["response"] == ("pkiconf" if accept else "error")
 
 
 def test_two_clients_at_once(tmp_path, pki, make_ca):
-    ca = make_ca(poll_count=1, check_after=1)
+    """Each waits a second between polls: their transactions overlap."""
+    ca = make_ca(poll_count=2, check_after=1)
     clients = []
     for name in ("a", "b"):
         os.makedirs(tmp_path / name)
@@ -348,8 +354,11 @@ def test_two_clients_at_once(tmp_path, pki, make_ca):
         assert p.returncode == 0, out
     for c in clients:
         assert _public_der(c.new_cert()) == _public_der(c.new_key)
-    assert sorted(ca.types()) == sorted(["kur", "pollReq", "certConf"] * 2)
-    assert len({e["transaction_id"] for e in ca.exchanges()}) == 2
+    assert sorted(ca.types()) == sorted(["kur", "pollReq", "pollReq", "certConf"] * 2)
+    ids = [e["transaction_id"] for e in ca.exchanges()]
+    assert len(set(ids)) == 2
+    first, second = ids[0], next(i for i in ids if i != ids[0])
+    assert ids.index(second) < len(ids) - 1 - ids[::-1].index(first), ids
     assert all(c["hash_matched"] for c in ca.cert_confs())
 
 
