@@ -103,6 +103,9 @@ static char *name_text(json_t *name)
 
 static char *validity_text(const char *not_before, const char *not_after)
 {
+	if (!not_after)
+		/* A CMP renewal promises no validity: the CA sets it. */
+		return g_strdup(_("Set by the CA when it issues the certificate"));
 	g_autofree char *from = date_text(not_before);
 	g_autofree char *to = date_text(not_after);
 

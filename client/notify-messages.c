@@ -262,7 +262,9 @@ void show_pending(AgentToken *t, json_t *action)
 
 	if (body_open(&b, a->notifier) < 0)
 		return;
-	if (renew) {
+	if (renew && !json_is_string(json_object_get(action, "not_after")))
+		body_line(&b, _("New validity: set by the CA when it issues the certificate."));
+	else if (renew) {
 		body_line(&b, _("New validity: %s to %s."),
 			  format_date(str_member(action, "not_before"), from, sizeof(from)),
 			  format_date(str_member(action, "not_after"), to, sizeof(to)));

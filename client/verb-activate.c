@@ -121,8 +121,12 @@ static void print_action(json_t *token, json_t *action)
 		printf(_("  Now:             certificate %s, valid %s to %s\n"),
 		       json_str(current, "serial"), json_str(current, "not_before"),
 		       json_str(current, "not_after"));
-	printf(_("  New validity:    %s to %s\n"), json_str(action, "not_before"),
-	       json_str(action, "not_after"));
+	if (json_is_string(json_object_get(action, "not_after")))
+		printf(_("  New validity:    %s to %s\n"), json_str(action, "not_before"),
+		       json_str(action, "not_after"));
+	else
+		/* A CMP renewal: the CA sets it when it issues. */
+		printf(_("  New validity:    set by the CA when it issues the certificate\n"));
 	if (!renew && current) {
 		printf(_("  Details now:\n"));
 		print_pair_list(json_object_get(current, "subject"));

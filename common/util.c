@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "macro.h"
@@ -29,6 +31,33 @@ int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret)
 		return -ERANGE;
 	*ret = (unsigned)v;
 	return 0;
+}
+
+int parse_boolean(const char *s, bool *ret)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	char word[8];
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strcspn(s, " \t");
+	if (n >= sizeof(word) || s[n + strspn(s + n, " \t")] != '\0')
+		return -EINVAL;
+	memcpy(word, s, n);
+	word[n] = '\0';
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(word, yes[i]) == 0) {
+			*ret = true;
+			return 0;
+		}
+		if (strcasecmp(word, no[i]) == 0) {
+			*ret = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 char *strdup_strip(const char *s)

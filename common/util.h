@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A decimal number in [min, max], surrounding blanks allowed. */
 int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
+
+/* "yes", "true", "on", "1" or "no", "false", "off", "0" (surrounding
+ * blanks allowed); -EINVAL for anything else. */
+int parse_boolean(const char *s, bool *ret);
 
 /* A copy without leading and trailing white space; NULL when out of memory. */
 char *strdup_strip(const char *s);

@@ -120,3 +120,7 @@ char *ca_action_message_for_display(json_t *action);
  * fraction of a second is dropped). -EBADMSG when either is missing or
  * not an RFC 3339 UTC time. */
 int ca_action_validity(json_t *action, int64_t *ret_not_before, int64_t *ret_not_after);
+
+/* A name as the contract writes subjects: [[attribute, value], ...], in
+ * the certificate's order; NULL when out of memory. */
+json_t *ca_name_to_json(const X509_NAME *name);

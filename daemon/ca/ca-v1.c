@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The client side of activation protocol v1 (docs/protocol.md): libcurl
  * for HTTPS, jansson for the JSON, jws.c for the signed requests. */
+#include "ca/ca-cmp.h"
+#include "ca/ca-http.h"
 #include "ca/ca-v1.h"
 
 #include <curl/curl.h>
@@ -86,6 +88,14 @@ void ca_client_global_cleanup(void)
 	curl_global_cleanup();
 }
 
+#define fail ca_error_set
+
+unsigned ca_poll_limit_sec(void)
+{
+	(void)ca_client_global_init();
+	return poll_limit_sec;
+}
+
 void ca_error_clear(CaError *error)
 {
 	if (!error)
@@ -97,8 +107,7 @@ void ca_error_clear(CaError *error)
 	*error = (CaError){};
 }
 
-_printf_(5, 6) static int fail(CaError *error, CaErrorKind kind, long http_status, int r,
-			       const char *format, ...)
+int ca_error_set(CaError *error, CaErrorKind kind, long http_status, int r, const char *format, ...)
 {
 	va_list ap;
 	int n;
@@ -288,17 +297,7 @@ static unsigned clamp_wait(int64_t seconds)
 	return (unsigned)seconds;
 }
 
-/* One conversation with the CA: a curl handle (so that the nonce and the
- * request that uses it share a connection) and the base URL. */
-typedef struct Client {
-	CURL *curl;
-	char *base;
-	unsigned connect_timeout_sec;
-	unsigned timeout_sec;
-	char curl_error[CURL_ERROR_SIZE];
-} Client;
-
-static void client_clear(Client *client)
+void ca_http_clear(Client *client)
 {
 	if (client->curl)
 		curl_easy_cleanup(client->curl);
@@ -369,9 +368,8 @@ static int check_base_url(const char *url, bool *ret_loopback, CaError *error)
 }
 
 /* Fills *client in place: libcurl keeps a pointer to its error buffer. On
- * failure the caller's client_clear() releases what was made. */
-static int client_open(Client *client, const Profile *profile, const CaNetwork *network,
-		       CaError *error)
+ * failure the caller's ca_http_clear() releases what was made. */
+int ca_http_open(Client *client, const Profile *profile, const CaNetwork *network, CaError *error)
 {
 	bool loopback = false;
 	size_t len;
@@ -477,8 +475,8 @@ int ca_v1_answer_too_large(const CaV1Answer *answer, const char *url, CaError *e
 
 /* One request: GET when body is NULL, else POST of body as content_type.
  * On success *ret holds the answer, whatever its status. */
-static int client_send(Client *client, const char *url, const char *content_type, const char *body,
-		       CaV1Answer *ret, CaError *error)
+int ca_http_send(Client *client, const char *url, const char *content_type, const char *body,
+		 size_t body_size, CaV1Answer *ret, CaError *error)
 {
 	_cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
 	_cleanup_free_ char *content_type_header = NULL;
@@ -489,7 +487,10 @@ static int client_send(Client *client, const char *url, const char *content_type
 	CURLcode c;
 	int r;
 
-	headers = curl_slist_append(NULL, "Accept: application/json, application/problem+json");
+	headers =
+	    curl_slist_append(NULL, streq_ptr(content_type, "application/pkixcmp")
+					? "Accept: application/pkixcmp"
+					: "Accept: application/json, application/problem+json");
 	if (!headers)
 		return fail_oom(error);
 	if (body) {
@@ -510,7 +511,7 @@ static int client_send(Client *client, const char *url, const char *content_type
 	c = curl_easy_setopt(client->curl, CURLOPT_URL, url);
 	if (c == CURLE_OK && body) {
 		c = curl_easy_setopt(client->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-				     (curl_off_t)strlen(body));
+				     (curl_off_t)body_size);
 		if (c == CURLE_OK)
 			c = curl_easy_setopt(client->curl, CURLOPT_POSTFIELDS, body);
 	} else if (c == CURLE_OK)
@@ -704,7 +705,8 @@ static int client_send_patiently(Client *client, const char *url, const char *co
 		unsigned wait;
 		int r;
 
-		r = client_send(client, url, content_type, body, &answer, error);
+		r = ca_http_send(client, url, content_type, body, body ? strlen(body) : 0, &answer,
+				 error);
 		if (r < 0)
 			return r;
 		if (!retried && ca_v1_busy_wait(&answer, deadline, &wait)) {
@@ -775,7 +777,8 @@ static int client_post_signed(Client *client, const char *url, const CaSigner *s
 			return fail(error, CA_ERROR_SIGNER, 0, r,
 				    _("The request to the CA could not be signed: %s"),
 				    strerror(-r));
-		r = client_send(client, url, "application/jose+json", body, &answer, error);
+		r = ca_http_send(client, url, "application/jose+json", body, strlen(body), &answer,
+				 error);
 		if (r < 0)
 			return r;
 
@@ -896,7 +899,7 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
 	       const CaCertificate *certificates, size_t n_certificates, json_t **ret,
 	       CaError *error)
 {
-	_cleanup_(client_clear) Client client = {};
+	_cleanup_(ca_http_clear) Client client = {};
 	_cleanup_free_ char *url = NULL, *body = NULL;
 	_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
 	_cleanup_(serials_clear) Serials sent = {};
@@ -904,7 +907,11 @@ int ca_pending(const Profile *profile, const CaNetwork *network, const char *tok
 
 	if (!token_serial || (n_certificates > 0 && !certificates) || !ret)
 		return fail(error, CA_ERROR_NONE, 0, -EINVAL, _("Invalid arguments"));
-	r = client_open(&client, profile, network, error);
+	/* A CMP CA is not asked: the renewal window says what is due. */
+	if (profile && profile->kind == PROFILE_CMP)
+		return ca_cmp_pending(profile, certificates, n_certificates, (int64_t)time(NULL),
+				      ret, error);
+	r = ca_http_open(&client, profile, network, error);
 	if (r < 0)
 		return r;
 	url = client_url(&client, "/pending");
@@ -1071,7 +1078,7 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 	     const CaSigner *signer, const unsigned char *csr, size_t csr_size,
 	     X509 **ret_certificate, STACK_OF(X509) * *ret_chain, CaError *error)
 {
-	_cleanup_(client_clear) Client client = {};
+	_cleanup_(ca_http_clear) Client client = {};
 	_cleanup_free_ char *url = NULL, *csr64 = NULL;
 	_cleanup_(json_decrefp) json_t *payload = NULL;
 	int64_t deadline;
@@ -1081,7 +1088,7 @@ int ca_issue(const Profile *profile, const CaNetwork *network, const char *actio
 	if (!ca_v1_action_id_valid(action_id) || !signer || !csr || csr_size == 0 ||
 	    !ret_certificate || !ret_chain)
 		return fail(error, CA_ERROR_NONE, 0, -EINVAL, _("Invalid arguments"));
-	r = client_open(&client, profile, network, error);
+	r = ca_http_open(&client, profile, network, error);
 	if (r < 0)
 		return r;
 	url = action_url(&client, action_id, "issue");
@@ -1137,7 +1144,7 @@ int ca_confirm(const Profile *profile, const CaNetwork *network, const char *act
 	       const CaSigner *signer, const char *installed_serial, bool keep_previous,
 	       CaError *error)
 {
-	_cleanup_(client_clear) Client client = {};
+	_cleanup_(ca_http_clear) Client client = {};
 	_cleanup_free_ char *url = NULL;
 	_cleanup_(json_decrefp) json_t *payload = NULL;
 	_cleanup_(ca_v1_answer_clear) CaV1Answer answer = {};
@@ -1145,7 +1152,7 @@ int ca_confirm(const Profile *profile, const CaNetwork *network, const char *act
 
 	if (!ca_v1_action_id_valid(action_id) || !signer || isempty(installed_serial))
 		return fail(error, CA_ERROR_NONE, 0, -EINVAL, _("Invalid arguments"));
-	r = client_open(&client, profile, network, error);
+	r = ca_http_open(&client, profile, network, error);
 	if (r < 0)
 		return r;
 	url = action_url(&client, action_id, "confirm");

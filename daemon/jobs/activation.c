@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bus-names.h"
+#include "ca/ca-cmp.h"
 #include "ca/cert-check.h"
 #include "ca/csr.h"
 #include "hex.h"
@@ -21,6 +22,7 @@
 #include "macro.h"
 #include "pin.h"
 #include "time-util.h"
+#include "token/token-pkey.h"
 #include "token/token-session.h"
 #include "x509-util.h"
 
@@ -147,7 +149,8 @@ static void mark_withdrawn(Job *job, json_t *pending)
 		if (!streq_ptr(json_string_value(json_object_get(journal, "token")),
 			       job->token_serial) ||
 		    pending_lists(pending, action) ||
-		    json_is_true(json_object_get(journal, "withdrawn")))
+		    json_is_true(json_object_get(journal, "withdrawn")) ||
+		    json_is_true(json_object_get(journal, "unconfirmed")))
 			continue;
 		if (journal_step(journal) >= STEP_WRITTEN) {
 			log_info("The CA no longer lists action %s; its certificate is on the "
@@ -192,12 +195,18 @@ typedef struct Activation {
 	EVP_PKEY *new_public_key;
 	const char *new_alg;
 	const char *old_alg;
+	/* CMP: what became of the certConf, and why when it failed. */
+	CaCmpOutcome cmp_outcome;
+	char *cmp_confirm_error;
+	X509 *cmp_certificate; /* written from the certConf callback */
 } Activation;
 
 static void activation_clear(Activation *a)
 {
 	token_session_close(&a->session);
 	EVP_PKEY_free(a->new_public_key);
+	free(a->cmp_confirm_error);
+	X509_free(a->cmp_certificate);
 	json_decref(a->journal);
 }
 
@@ -250,6 +259,23 @@ static int sign_with(void *userdata, const unsigned char *data, size_t size,
 	if (r == -ESTALE && token_session_find_private_key(session, k->id, k->id_size, k->key) >= 0)
 		r = token_session_sign(session, *k->key, k->alg, data, size, ret_signature,
 				       ret_size);
+	return r;
+}
+
+/* The same, for a digest OpenSSL made (a CMP message, its proof of
+ * possession). */
+static int sign_digest_with(void *userdata, int md_nid, const unsigned char *digest, size_t size,
+			    unsigned char **ret_signature, size_t *ret_size)
+{
+	SignKey *k = userdata;
+	TokenSession *session = &k->activation->session;
+	int r;
+
+	r = token_session_sign_digest(session, *k->key, k->alg, md_nid, digest, size, ret_signature,
+				      ret_size);
+	if (r == -ESTALE && token_session_find_private_key(session, k->id, k->id_size, k->key) >= 0)
+		r = token_session_sign_digest(session, *k->key, k->alg, md_nid, digest, size,
+					      ret_signature, ret_size);
 	return r;
 }
 
@@ -534,6 +560,116 @@ static X509 *x509_of_pem(const char *pem)
 	return x509;
 }
 
+/* The certificate and chain journaled at issued. */
+static int journaled_certificate(Activation *a, X509 **ret_certificate, STACK_OF(X509) * *ret_chain)
+{
+	X509 *certificate;
+	STACK_OF(X509) * chain;
+	json_t *pem;
+	size_t i;
+
+	certificate = x509_of_pem(json_string_value(json_object_get(a->journal, "certificate")));
+	chain = sk_X509_new_null();
+	if (!certificate || !chain) {
+		X509_free(certificate);
+		sk_X509_free(chain);
+		return job_fail(a->job, SAFECAD_ERROR_FAILED, _("The journal is damaged."));
+	}
+	json_array_foreach(json_object_get(a->journal, "chain"), i, pem)
+	{
+		X509 *x = x509_of_pem(json_string_value(pem));
+		if (x && !sk_X509_push(chain, x))
+			X509_free(x);
+	}
+	*ret_certificate = certificate;
+	*ret_chain = chain;
+	return 0;
+}
+
+/* Journals what the CA issued (step issued): after a crash it is checked
+ * and written without asking the CA again. */
+static int journal_certificate(Activation *a, X509 *certificate, STACK_OF(X509) * chain)
+{
+	json_t *chain_json = json_array();
+	char *pem = NULL;
+
+	if (!chain_json || pem_of(certificate, &pem) < 0) {
+		json_decref(chain_json);
+		return job_fail(a->job, SAFECAD_ERROR_FAILED, _("Out of memory."));
+	}
+	json_object_set_new(a->journal, "certificate", json_string(pem));
+	free(pem);
+	for (int i = 0; i < sk_X509_num(chain); i++)
+		if (pem_of(sk_X509_value(chain, i), &pem) >= 0) {
+			json_array_append_new(chain_json, json_string(pem));
+			free(pem);
+		}
+	json_object_set_new(a->journal, "chain", chain_json);
+	return advance(a, STEP_ISSUED);
+}
+
+/* The checks before anything is written (protocol-v1's four; for CMP the
+ * subject is the current certificate's, and the new one must end later
+ * than it), then step verified. A certificate that fails is not kept: the
+ * next attempt sends the same key again and takes the CA's new answer. */
+static int check_certificate(Activation *a, X509 *certificate, STACK_OF(X509) * chain)
+{
+	Job *job = a->job;
+	_cleanup_free_ char *reason = NULL;
+	Name subject = {};
+	int64_t not_before = 0, not_after = 0, old_not_after = 0;
+	CertCheck check;
+	int r;
+
+	if (a->profile->kind == PROFILE_CMP) {
+		/* No window was promised: the certificate's own. */
+		r = name_from_x509(X509_get_subject_name(a->old->x509), &subject);
+		if (r >= 0)
+			r = asn1_time_to_unix(X509_get0_notBefore(certificate), &not_before);
+		if (r >= 0)
+			r = asn1_time_to_unix(X509_get0_notAfter(certificate), &not_after);
+		if (r >= 0)
+			r = asn1_time_to_unix(X509_get0_notAfter(a->old->x509), &old_not_after);
+	} else {
+		r = name_from_json(json_object_get(a->action, "subject"), &subject);
+		if (r >= 0)
+			r = parse_time(json_object_get(a->action, "not_before"), &not_before);
+		if (r >= 0)
+			r = parse_time(json_object_get(a->action, "not_after"), &not_after);
+	}
+	if (r < 0) {
+		name_clear(&subject);
+		return job_fail(job, SAFECAD_ERROR_FAILED,
+				_("The action in the journal is invalid."));
+	}
+	check = cert_check(certificate, chain, a->new_public_key, &subject, not_before, not_after,
+			   a->profile->issuers, time(NULL), &reason);
+	name_clear(&subject);
+	if (check == CERT_CHECK_OK && a->profile->kind == PROFILE_CMP &&
+	    not_after <= old_not_after) {
+		check = CERT_CHECK_VALIDITY;
+		reason = strdup(_("it does not end later than the current certificate"));
+	}
+	if (check != CERT_CHECK_OK) {
+		json_object_del(a->journal, "certificate");
+		json_object_del(a->journal, "chain");
+		json_object_set_new(a->journal, "step",
+				    json_string(activation_step_name(STEP_KEY_READY)));
+		r = journal_save(a->journal);
+		if (r < 0)
+			log_warning_errno(r, "Cannot roll the journal back to key-ready: %m");
+		return job_fail(job, SAFECAD_ERROR_CA,
+				/* TRANSLATORS: the number of the check (1 to 4, as
+				 * protocol-v1 counts them), why it failed, the CA's
+				 * support line and the CA's name. */
+				_("The CA's certificate failed check %d: %s. Nothing was written "
+				  "to the token. Support: %s (%s)."),
+				(int)check, reason ? reason : "?", support_of(a->profile),
+				a->profile->name);
+	}
+	return advance(a, STEP_VERIFIED);
+}
+
 /* Sends the CSR (or, after a crash past issue, takes the journaled
  * answer) and checks the certificate. */
 static int obtain_certificate(Activation *a, X509 **ret_certificate)
@@ -543,35 +679,18 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 	STACK_OF(X509) *chain = NULL;
 	_cleanup_(ca_error_clearp) CaError error = {};
 	Name subject = {};
-	int64_t not_before = 0, not_after = 0;
-	_cleanup_free_ char *reason = NULL;
-	CertCheck check;
 	int r;
 
 	if (journal_step(a->journal) >= STEP_ISSUED) {
-		json_t *pem;
-		size_t i;
-		certificate =
-		    x509_of_pem(json_string_value(json_object_get(a->journal, "certificate")));
-		chain = sk_X509_new_null();
-		if (!certificate || !chain) {
-			sk_X509_free(chain);
-			return job_fail(job, SAFECAD_ERROR_FAILED, _("The journal is damaged."));
-		}
-		json_array_foreach(json_object_get(a->journal, "chain"), i, pem)
-		{
-			X509 *x = x509_of_pem(json_string_value(pem));
-			if (x && !sk_X509_push(chain, x))
-				X509_free(x);
-		}
+		r = journaled_certificate(a, &certificate, &chain);
+		if (r < 0)
+			return r;
 	} else {
 		unsigned char *csr = NULL;
 		size_t csr_size = 0;
 		SignKey new_key = {a, &a->new_key, a->new_alg, a->new_key_id, a->new_key_id_size};
 		SignKey old_key = {a, &a->old_key, a->old_alg, a->old_key_id, a->old_key_id_size};
 		CaSigner signer = {a->old_alg, a->old->x509, sign_with, &old_key};
-		json_t *chain_json;
-		char *pem = NULL;
 
 		r = name_from_json(json_object_get(a->action, "subject"), &subject);
 		if (r < 0)
@@ -593,63 +712,14 @@ static int obtain_certificate(Activation *a, X509 **ret_certificate)
 		OPENSSL_free(csr);
 		if (r < 0)
 			return fail_ca(job, a->profile, &error, r);
-
-		chain_json = json_array();
-		if (!chain_json || pem_of(certificate, &pem) < 0) {
-			json_decref(chain_json);
-			sk_X509_pop_free(chain, X509_free);
-			return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
-		}
-		json_object_set_new(a->journal, "certificate", json_string(pem));
-		free(pem);
-		for (int i = 0; i < sk_X509_num(chain); i++)
-			if (pem_of(sk_X509_value(chain, i), &pem) >= 0) {
-				json_array_append_new(chain_json, json_string(pem));
-				free(pem);
-			}
-		json_object_set_new(a->journal, "chain", chain_json);
-		r = advance(a, STEP_ISSUED);
+		r = journal_certificate(a, certificate, chain);
 		if (r < 0) {
 			sk_X509_pop_free(chain, X509_free);
 			return r;
 		}
 	}
-
-	r = name_from_json(json_object_get(a->action, "subject"), &subject);
-	if (r >= 0)
-		r = parse_time(json_object_get(a->action, "not_before"), &not_before);
-	if (r >= 0)
-		r = parse_time(json_object_get(a->action, "not_after"), &not_after);
-	if (r < 0) {
-		name_clear(&subject);
-		sk_X509_pop_free(chain, X509_free);
-		return job_fail(job, SAFECAD_ERROR_FAILED,
-				_("The action in the journal is invalid."));
-	}
-	check = cert_check(certificate, chain, a->new_public_key, &subject, not_before, not_after,
-			   a->profile->issuers, time(NULL), &reason);
-	name_clear(&subject);
+	r = check_certificate(a, certificate, chain);
 	sk_X509_pop_free(chain, X509_free);
-	if (check != CERT_CHECK_OK) {
-		/* A certificate that failed is not kept: the next attempt
-		 * sends the same key again and takes the CA's new answer. */
-		json_object_del(a->journal, "certificate");
-		json_object_del(a->journal, "chain");
-		json_object_set_new(a->journal, "step",
-				    json_string(activation_step_name(STEP_KEY_READY)));
-		r = journal_save(a->journal);
-		if (r < 0)
-			log_warning_errno(r, "Cannot roll the journal back to key-ready: %m");
-		return job_fail(job, SAFECAD_ERROR_CA,
-				/* TRANSLATORS: the number of the check (1 to 4, as
-				 * protocol-v1 counts them), why it failed, the CA's
-				 * support line and the CA's name. */
-				_("The CA's certificate failed check %d: %s. Nothing was written "
-				  "to the token. Support: %s (%s)."),
-				(int)check, reason ? reason : "?", support_of(a->profile),
-				a->profile->name);
-	}
-	r = advance(a, STEP_VERIFIED);
 	if (r < 0)
 		return r;
 	*ret_certificate = TAKE_PTR(certificate);
@@ -721,6 +791,20 @@ static int write_certificate(Activation *a, X509 *certificate)
 	return advance(a, STEP_WRITTEN);
 }
 
+/* The CA knows: the activation is complete and its journal goes. */
+static int confirmed(Activation *a, bool *ret_confirmed)
+{
+	int r;
+
+	*ret_confirmed = true;
+	(void)history_set_completed(a->job->token_serial, a->action_id, time(NULL));
+	job_progress(a->job, a->action_id, activation_step_name(STEP_CONFIRMED));
+	r = journal_remove(a->journal);
+	if (r < 0)
+		log_warning_errno(r, "Cannot remove the journal of action %s: %m", a->action_id);
+	return 0;
+}
+
 static int confirm(Activation *a, X509 *certificate, bool *ret_confirmed, char **ret_error)
 {
 	Job *job = a->job;
@@ -748,13 +832,7 @@ static int confirm(Activation *a, X509 *certificate, bool *ret_confirmed, char *
 			*ret_error = NULL;
 		return 0;
 	}
-	*ret_confirmed = true;
-	(void)history_set_completed(job->token_serial, a->action_id, time(NULL));
-	job_progress(job, a->action_id, activation_step_name(STEP_CONFIRMED));
-	r = journal_remove(a->journal);
-	if (r < 0)
-		log_warning_errno(r, "Cannot remove the journal of action %s: %m", a->action_id);
-	return 0;
+	return confirmed(a, ret_confirmed);
 }
 
 /* Logged in: the keys of withdrawn activations on this token can go. */
@@ -801,24 +879,6 @@ static void remove_withdrawn(Activation *a)
 	}
 }
 
-static json_t *name_to_json(const X509_NAME *x509_name)
-{
-	json_t *pairs;
-	Name name = {};
-
-	if (name_from_x509(x509_name, &name) < 0)
-		return NULL;
-	pairs = json_array();
-	for (size_t i = 0; pairs && i < name.n_pairs; i++)
-		if (json_array_append_new(pairs, json_pack("[ss]", name.pairs[i].attribute,
-							   name.pairs[i].value)) < 0) {
-			json_decref(pairs);
-			pairs = NULL;
-		}
-	name_clear(&name);
-	return pairs;
-}
-
 /* The issued certificate as the caller is shown it before it is
  * written: what the CA returned and the checks passed. */
 static json_t *certificate_details(Activation *a, X509 *certificate)
@@ -834,8 +894,8 @@ static json_t *certificate_details(Activation *a, X509 *certificate)
 		return NULL;
 	return json_pack("{s:s,s:s,s:s,s:o?,s:o?,s:s,s:s,s:s,s:s}", "action", a->action_id,
 			 "old_serial", a->old->serial, "serial", serial, "subject",
-			 name_to_json(X509_get_subject_name(certificate)), "issuer",
-			 name_to_json(X509_get_issuer_name(certificate)), "not_before",
+			 ca_name_to_json(X509_get_subject_name(certificate)), "issuer",
+			 ca_name_to_json(X509_get_issuer_name(certificate)), "not_before",
 			 strempty(format_rfc3339(not_before, sizeof(not_before), nb)), "not_after",
 			 strempty(format_rfc3339(not_after, sizeof(not_after), na)), "sha256",
 			 sha256, "pem", pem);
@@ -878,6 +938,115 @@ static int ask_before_writing(Activation *a, X509 *certificate)
 			_("Nothing was written to token %s (%s). The checked certificate is "
 			  "kept: activate again with the PIN to write it."),
 			job->token_serial, _(reason));
+}
+
+/* --- CMP: the certificate arrives, is checked and written inside the
+ * exchange, before the certConf tells the CA it was taken. ------------ */
+
+/* The checks, the caller's yes when it asked to see the certificate
+ * first, and the write. */
+static int check_and_write(Activation *a, X509 *certificate, STACK_OF(X509) * chain)
+{
+	int r = check_certificate(a, certificate, chain);
+
+	if (r >= 0)
+		r = ask_before_writing(a, certificate);
+	if (r >= 0)
+		r = write_certificate(a, certificate);
+	return r;
+}
+
+static int cmp_received(void *userdata, X509 *certificate, STACK_OF(X509) * extra)
+{
+	Activation *a = userdata;
+	int r;
+
+	r = journal_certificate(a, certificate, extra);
+	if (r >= 0)
+		r = check_and_write(a, certificate, extra);
+	if (r < 0)
+		return r;
+	a->cmp_certificate = X509_dup(certificate);
+	return a->cmp_certificate ? 0 : -ENOMEM;
+}
+
+static int obtain_and_write_cmp(Activation *a)
+{
+	Job *job = a->job;
+	SignKey old_key = {a, &a->old_key, a->old_alg, a->old_key_id, a->old_key_id_size};
+	SignKey new_key = {a, &a->new_key, a->new_alg, a->new_key_id, a->new_key_id_size};
+	_cleanup_(ca_error_clearp) CaError error = {};
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *old_pkey = NULL, *new_pkey = NULL;
+	CaCmpRequest request;
+	int r;
+
+	if (journal_step(a->journal) >= STEP_ISSUED) {
+		/* Received before a crash: its certConf never went out, and
+		 * OpenSSL cannot send one later. It is checked and written
+		 * all the same (it is the user's), and stays unconfirmed. */
+		_cleanup_(X509_freep) X509 *certificate = NULL;
+		STACK_OF(X509) *chain = NULL;
+
+		r = journaled_certificate(a, &certificate, &chain);
+		if (r < 0)
+			return r;
+		r = check_and_write(a, certificate, chain);
+		sk_X509_pop_free(chain, X509_free);
+		if (r < 0)
+			return r;
+		a->cmp_outcome = CA_CMP_UNCONFIRMED;
+		a->cmp_confirm_error =
+		    strdup(_("The activation was interrupted after the CA issued the "
+			     "certificate, so the CA was not told it was received."));
+		a->cmp_certificate = TAKE_PTR(certificate);
+		return 0;
+	}
+
+	old_pkey = token_pkey_new(X509_get0_pubkey(a->old->x509), sign_digest_with, &old_key);
+	new_pkey = a->new_key == a->old_key
+		       ? (old_pkey && EVP_PKEY_up_ref(old_pkey) ? old_pkey : NULL)
+		       : token_pkey_new(a->new_public_key, sign_digest_with, &new_key);
+	if (!old_pkey || !new_pkey)
+		return job_fail(job, SAFECAD_ERROR_FAILED,
+				_("The token's keys cannot be used for the CMP request."));
+	r = advance(a, STEP_CSR_SENT);
+	if (r < 0)
+		return r;
+	request = (CaCmpRequest){a->old->x509, old_pkey, new_pkey, cmp_received, a};
+	r = ca_cmp_key_update(a->profile, &job->network, &request, &a->cmp_outcome, &error);
+	if (r == -ECANCELED)
+		/* cmp_received() said why. */
+		return job->error_name ? r
+				       : job_fail(job, SAFECAD_ERROR_FAILED,
+						  _("The CA's certificate was refused."));
+	if (r < 0)
+		return fail_ca(job, a->profile, &error, r);
+	if (a->cmp_outcome == CA_CMP_UNCONFIRMED) {
+		log_warning("The CA issued action %s's certificate, but its confirmation did not "
+			    "get through: %s",
+			    a->action_id, strempty(error.message));
+		if (asprintf(&a->cmp_confirm_error, _("%s Support: %s."), strempty(error.message),
+			     support_of(a->profile)) < 0)
+			a->cmp_confirm_error = NULL;
+	}
+	return 0;
+}
+
+/* The CA heard (or, granting implicit confirmation, did not need to hear)
+ * that the certificate was taken: done. Otherwise the journal stays, marked
+ * unconfirmed: the certificate is on the token, and status shows it. */
+static int confirm_cmp(Activation *a, bool *ret_confirmed, char **ret_error)
+{
+	if (a->cmp_outcome == CA_CMP_UNCONFIRMED) {
+		json_object_set_new(a->journal, "unconfirmed", json_true());
+		json_object_set_new(a->journal, "confirm_error",
+				    json_string(strempty(a->cmp_confirm_error)));
+		(void)journal_save(a->journal);
+		*ret_confirmed = false;
+		*ret_error = strdup(strempty(a->cmp_confirm_error));
+		return 0;
+	}
+	return confirmed(a, ret_confirmed);
 }
 
 static const Profile *profile_by_file_name(Job *job, const char *file_name)
@@ -929,12 +1098,18 @@ static void activation_run(Activation *a)
 	if (login(a) < 0)
 		return;
 	remove_withdrawn(a);
-	if (advance(a, STEP_LOGGED_IN) < 0 || prepare_key(a) < 0 ||
-	    obtain_certificate(a, &certificate) < 0 || ask_before_writing(a, certificate) < 0 ||
-	    write_certificate(a, certificate) < 0)
+	if (advance(a, STEP_LOGGED_IN) < 0 || prepare_key(a) < 0)
 		return;
-	if (confirm(a, certificate, &confirmed, &confirm_error) < 0)
-		return;
+	if (a->profile->kind == PROFILE_CMP) {
+		if (obtain_and_write_cmp(a) < 0 || confirm_cmp(a, &confirmed, &confirm_error) < 0)
+			return;
+	} else {
+		if (obtain_certificate(a, &certificate) < 0 ||
+		    ask_before_writing(a, certificate) < 0 || write_certificate(a, certificate) < 0)
+			return;
+		if (confirm(a, certificate, &confirmed, &confirm_error) < 0)
+			return;
+	}
 	job->result = json_pack(
 	    "{s:s,s:O?,s:s,s:O,s:b,s:s?,s:o,s:s?}", "action", a->action_id, "type",
 	    json_object_get(a->action, "type"), "old_serial", a->old->serial, "new_serial",

@@ -73,6 +73,9 @@ static const StateField journal_fields[] = {
     {"certificate", STATE_PEM, 64 * 1024, false, false},
     {"chain", STATE_ARRAY, 16, false, false},
     {"withdrawn", STATE_BOOL, 0, false, false},
+    /* CMP: the certificate is written but the CA did not hear so. */
+    {"unconfirmed", STATE_BOOL, 0, false, false},
+    {"confirm_error", STATE_TEXT, 2048, false, false},
 };
 
 static const StateField token_info_fields[] = {

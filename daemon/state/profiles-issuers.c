@@ -74,6 +74,20 @@ int profile_load_issuers(Profile *profile, char **ret_message)
 		return r;
 	}
 	profile->issuers_free = issuers_free;
+	if (profile->server_cert_path) {
+		r = load_issuers(profile->server_cert_path, &profile->server_cert);
+		if (r >= 0 && sk_X509_num(profile->server_cert) != 1)
+			r = -EBADMSG;
+		if (r < 0) {
+			if (ret_message &&
+			    asprintf(ret_message, "%s: cannot load server_cert %s: %s",
+				     profile->path, profile->server_cert_path,
+				     r == -EBADMSG ? "it must hold exactly one certificate"
+						   : file_error(r)) < 0)
+				*ret_message = NULL;
+			return r;
+		}
+	}
 	return 0;
 }
 

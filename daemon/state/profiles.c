@@ -116,6 +116,16 @@ static int handler(void *userdata, const char *section, const char *key, const c
 			r = full ? set_string(&pr->trust, full) : -ENOMEM;
 		} else if (streq(key, "support"))
 			r = set_string(&pr->support, value);
+		else if (streq(key, "server_cert")) {
+			_cleanup_free_ char *full = path_join(p->directory, value);
+			r = full ? set_string(&pr->server_cert_path, full) : -ENOMEM;
+		} else if (streq(key, "renew_days"))
+			r = parse_unsigned(value, 1, 3650, &pr->renew_days);
+		else if (streq(key, "key")) {
+			r = streq(value, "new") || streq(value, "same") ? 0 : -EINVAL;
+			pr->same_key = streq(value, "same");
+		} else if (streq(key, "implicit_confirm"))
+			r = parse_boolean(value, &pr->implicit_confirm);
 		else {
 			log_warning("%s: unknown setting [ca] %s, ignoring.", pr->path, key);
 			return 1;
@@ -198,8 +208,17 @@ int profile_parse_file(const char *path, Profile **ret, char **ret_message)
 		return FAIL(-EINVAL, "%s: [ca] name is missing", path);
 	if (!profile->protocol && !(profile->protocol = strdup("v1")))
 		return -ENOMEM;
-	if (!streq(profile->protocol, "v1"))
+	if (streq(profile->protocol, "cmp"))
+		profile->kind = PROFILE_CMP;
+	else if (!streq(profile->protocol, "v1"))
 		return FAIL(-EOPNOTSUPP, "%s: unknown protocol \"%s\"", path, profile->protocol);
+	if (profile->kind != PROFILE_CMP && (profile->server_cert_path || profile->renew_days ||
+					     profile->same_key || profile->implicit_confirm))
+		log_warning("%s: server_cert, renew_days, key and implicit_confirm are for "
+			    "protocol = cmp only, ignoring.",
+			    path);
+	if (!profile->renew_days)
+		profile->renew_days = PROFILE_DEFAULT_RENEW_DAYS;
 	if (!p.issuers_path)
 		return FAIL(-EINVAL, "%s: [ca] issuers is missing", path);
 
@@ -209,6 +228,11 @@ int profile_parse_file(const char *path, Profile **ret, char **ret_message)
 	/* The CA client opens it for every request, on a job's thread: a
 	 * FIFO there would hold the token for good. (A missing file is the
 	 * request's error, said then.) */
+	if (profile->server_cert_path && stat(profile->server_cert_path, &st) == 0 &&
+	    !S_ISREG(st.st_mode))
+		return FAIL(-ENOTREGULAR, "%s: cannot use server_cert %s: %s", path,
+			    profile->server_cert_path,
+			    file_error(S_ISDIR(st.st_mode) ? -EISDIR : -ENOTREGULAR));
 	if (profile->trust && stat(profile->trust, &st) == 0 && !S_ISREG(st.st_mode))
 		return FAIL(-ENOTREGULAR, "%s: cannot use trust %s: %s", path, profile->trust,
 			    file_error(S_ISDIR(st.st_mode) ? -EISDIR : -ENOTREGULAR));
@@ -233,8 +257,11 @@ void profile_free(Profile *profile)
 	free(profile->trust);
 	free(profile->support);
 	free(profile->issuers_path);
+	free(profile->server_cert_path);
 	if (profile->issuers && profile->issuers_free)
 		profile->issuers_free(profile->issuers);
+	if (profile->server_cert && profile->issuers_free)
+		profile->issuers_free(profile->server_cert);
 	for (size_t i = 0; i < profile->n_agencies; i++) {
 		free(profile->agencies[i].id);
 		free(profile->agencies[i].name);

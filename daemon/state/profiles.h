@@ -13,6 +13,13 @@ typedef struct Agency {
 
 /* One CA profile, from a ca.d/<file>.conf. Immutable once loaded, so the
  * scanner thread may read it while the main loop does. */
+typedef enum ProfileKind {
+	PROFILE_V1,  /* protocol = v1 (docs/protocol.md) */
+	PROFILE_CMP, /* protocol = cmp: RFC 4210 key update (docs/cmp.md) */
+} ProfileKind;
+
+#define PROFILE_DEFAULT_RENEW_DAYS 30
+
 typedef struct Profile {
 	char *file_name; /* basename, the key for overriding */
 	char *path;
@@ -22,6 +29,16 @@ typedef struct Profile {
 	char *trust; /* absolute path or NULL */
 	char *support;
 	char *issuers_path; /* absolute */
+	ProfileKind kind;
+	/* CMP only: the one certificate allowed to protect the server's
+	 * answers (absolute; NULL: any that chains to the issuers), the days
+	 * before the end from which a renewal is offered, "key = same", and
+	 * whether the CA may skip the certConf (implicit confirmation). */
+	char *server_cert_path;
+	unsigned renew_days;
+	bool same_key;
+	bool implicit_confirm;
+	STACK_OF(X509) * server_cert; /* its one certificate, loaded with the issuers */
 	/* Loaded by the workers only (profile_load_issuers()). */
 	STACK_OF(X509) * issuers;
 	void (*issuers_free)(STACK_OF(X509) * issuers);

@@ -3,6 +3,8 @@
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/x509.h>
 #include <openssl/param_build.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
@@ -403,6 +405,68 @@ int token_session_sign(TokenSession *t, CK_OBJECT_HANDLE key, const char *alg,
 			return -EBADMSG;
 		}
 		return r;
+	}
+	return -EOPNOTSUPP;
+}
+
+int token_session_sign_digest(TokenSession *t, CK_OBJECT_HANDLE key, const char *alg, int md_nid,
+			      const unsigned char *digest, size_t digest_size,
+			      unsigned char **ret_signature, size_t *ret_size)
+{
+	if (streq(alg, "RS256")) {
+		/* DigestInfo: the digest's algorithm, then the digest. */
+		X509_SIG *info = X509_SIG_new();
+		X509_ALGOR *algorithm;
+		ASN1_OCTET_STRING *octets;
+		unsigned char *der = NULL;
+		int n, r;
+
+		if (!info)
+			return -ENOMEM;
+		X509_SIG_getm(info, &algorithm, &octets);
+		if (md_nid == NID_undef ||
+		    X509_ALGOR_set0(algorithm, OBJ_nid2obj(md_nid), V_ASN1_NULL, NULL) != 1 ||
+		    ASN1_OCTET_STRING_set(octets, digest, (int)digest_size) != 1 ||
+		    (n = i2d_X509_SIG(info, &der)) <= 0) {
+			X509_SIG_free(info);
+			return -EINVAL;
+		}
+		X509_SIG_free(info);
+		r = sign_raw(t, key, CKM_RSA_PKCS, der, (size_t)n, ret_signature, ret_size);
+		OPENSSL_free(der);
+		return r;
+	}
+	if (streq(alg, "ES256")) {
+		unsigned char *raw = NULL, *der = NULL;
+		size_t raw_size = 0;
+		ECDSA_SIG *sig;
+		BIGNUM *rr, *ss;
+		int n, r;
+
+		r = sign_raw(t, key, CKM_ECDSA, digest, digest_size, &raw, &raw_size);
+		if (r < 0)
+			return r;
+		/* R||S, as PKCS#11 gives it, to DER. */
+		sig = ECDSA_SIG_new();
+		rr = raw_size == 64 ? BN_bin2bn(raw, 32, NULL) : NULL;
+		ss = raw_size == 64 ? BN_bin2bn(raw + 32, 32, NULL) : NULL;
+		free(raw);
+		if (!sig || !rr || !ss || ECDSA_SIG_set0(sig, rr, ss) != 1) {
+			BN_free(rr);
+			BN_free(ss);
+			ECDSA_SIG_free(sig);
+			return raw_size == 64 ? -ENOMEM : -EBADMSG;
+		}
+		n = i2d_ECDSA_SIG(sig, &der);
+		ECDSA_SIG_free(sig);
+		if (n <= 0)
+			return -ENOMEM;
+		*ret_signature = malloc((size_t)n);
+		if (*ret_signature)
+			memcpy(*ret_signature, der, (size_t)n);
+		OPENSSL_free(der);
+		*ret_size = (size_t)n;
+		return *ret_signature ? 0 : -ENOMEM;
 	}
 	return -EOPNOTSUPP;
 }

@@ -80,6 +80,13 @@ int token_session_sign(TokenSession *session, CK_OBJECT_HANDLE key, const char *
 		       const unsigned char *data, size_t size, unsigned char **ret_signature,
 		       size_t *ret_size);
 
+/* Signs a digest made elsewhere (of md_nid: NID_sha256, …): alg "RS256"
+ * (an RSA key) → PKCS#1 v1.5 over its DigestInfo; "ES256" (an EC key) →
+ * ECDSA, DER-encoded (md_nid unused). */
+int token_session_sign_digest(TokenSession *session, CK_OBJECT_HANDLE key, const char *alg,
+			      int md_nid, const unsigned char *digest, size_t digest_size,
+			      unsigned char **ret_signature, size_t *ret_size);
+
 /* Stores a certificate object with this CKA_ID and label. */
 int token_session_store_certificate(TokenSession *session, X509 *x509, const unsigned char *id,
 				    size_t id_size, const char *label);

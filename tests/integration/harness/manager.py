@@ -100,7 +100,8 @@ class ManagerWindow:
         self.env = world.base_env()
         self.env.update(desktop.env(
             XDG_CONFIG_HOME=config, XDG_DATA_HOME=data, GDK_BACKEND="x11",
-            GSK_RENDERER="cairo", GSETTINGS_BACKEND="memory", **extra))
+            GSK_RENDERER="cairo", GSETTINGS_BACKEND="memory", GDK_DEBUG="gl-disable",
+            **extra))
         if gtk_leaks:
             # GTK 4.8 leaks in its own code once its file chooser or an app
             # launch has run; GLib has no frame pointers, so the fast
