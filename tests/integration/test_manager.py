@@ -161,7 +161,9 @@ def test_follows_safecad_stopping_and_restarting(world, pki, desktop):
     w.wait_text("The safecad token service is not running")
     w.wait_no_text(f"Token {token.label}")
     world.start_daemon()
-    texts = w.wait_text(f"Token {token.label}")
+    w.wait_text(f"Token {token.label}")
+    # The token's details fill in after its title: wait for them.
+    texts = w.wait_text(HOLDER)
     assert any(HOLDER in t for t in texts), texts
     w.stop()
 
