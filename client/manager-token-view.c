@@ -147,18 +147,26 @@ static const char *action_words(json_t *action)
 
 static void add_pending(Manager *m, GtkWidget *group, json_t *token)
 {
+	/* What the daemon knows this token cannot carry out, and why. */
+	json_t *refused = json_loads(member(token, "NotActivatable"), 0, NULL);
 	size_t i;
 	json_t *action;
 
 	json_array_foreach(json_object_get(token, "pending"), i, action)
 	{
+		const char *why = json_string_value(json_object_get(refused, member(action, "id")));
 		g_autofree char *message = text_clean(member(action, "message"));
-		GtkWidget *row = row_new(action_words(action), message);
+		g_autofree char *subtitle =
+		    why ? g_strdup_printf(_("This token cannot carry it out: %s. Support: %s."),
+					  why, member(token, "Support"))
+			: NULL;
+		GtkWidget *row = row_new(action_words(action), why ? subtitle : message);
 
-		if (action_activatable(action))
+		if (action_activatable(action) && !why)
 			add_activate_button(m, row, token, member(action, "id"), _("Activate…"));
 		adw_preferences_group_add(ADW_PREFERENCES_GROUP(group), row);
 	}
+	json_decref(refused);
 }
 
 /* A button for a job on the token: a name that says which token for

@@ -254,14 +254,40 @@ void show_pending(AgentToken *t, json_t *action)
 	const char *const actions[] = {
 	    "default", _("Activate now"), "activate", _("Activate now"), "later", _("Later"), NULL,
 	};
+	const char *const refused_actions[] = {"later", _("Later"), NULL};
 	json_t *current = token_current_certificate(t);
 	bool renew = streq(str_member(action, "type"), "renew");
 	_cleanup_free_ char *summary = NULL, *text = NULL, *message = NULL;
+	_cleanup_json_ json_t *refusals = json_loads(token_str(t, "NotActivatable"), 0, NULL);
+	const char *why =
+	    json_string_value(json_object_get(refusals, strempty(str_member(action, "id"))));
 	char from[64], to[64];
 	Body b;
 
 	if (body_open(&b, a->notifier) < 0)
 		return;
+	if (why) {
+		/* Known before the CA and the PIN: this token cannot do it.
+		 * No button that would fail. */
+		body_line(&b, _("This token cannot carry it out: %s."), why);
+		body_line(&b, _("Nothing was sent to the CA. Support: %s."),
+			  token_str(t, "Support"));
+		text = body_close(&b);
+		if (asprintf(&summary,
+			     renew ? _("Renewal not possible on %s")
+				   : _("Change of information not possible on %s"),
+			     token_display_name(t)) < 0)
+			return;
+		show(t, SHOWN_PENDING, str_member(action, "id"),
+		     &(Notification){.summary = summary,
+				     .body = text,
+				     .icon = "dialog-warning",
+				     .actions = refused_actions,
+				     .urgency = URGENCY_NORMAL,
+				     .progress = -1,
+				     .persistent = true});
+		return;
+	}
 	if (renew && !json_is_string(json_object_get(action, "not_after")))
 		body_line(&b, _("New validity: set by the CA when it issues the certificate."));
 	else if (renew) {

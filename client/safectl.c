@@ -20,6 +20,7 @@ bool arg_allow_final_try;
 const char *arg_action_type;
 const char *arg_action;
 bool arg_der;
+bool arg_issued;
 bool arg_force;
 const char *arg_output;
 
@@ -63,7 +64,8 @@ static void help(void)
 	    "  history           List the activations done\n"
 	    "  agencies [done ID...]\n"
 	    "                    Show (or tick) the Step 3 agencies of the latest activation\n"
-	    "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n"
+	    "  export [TOKEN]    Write the current certificate (PEM, or DER with --der);\n"
+	    "                    --issued: the one the CA issued that the token did not take\n"
 	    "  pin [TOKEN]       Show the PIN status\n"
 	    "  pin change [TOKEN]\n"
 	    "                    Change the PIN (asked without echo, or --pin-fd/--new-pin-fd)\n"
@@ -103,6 +105,7 @@ static int parse_argv(int argc, char *argv[])
 		ARG_FINAL_TRY,
 		ARG_ACTION,
 		ARG_DER,
+		ARG_ISSUED,
 		ARG_OLD_PIN_FD,
 		ARG_NEW_PIN_FD,
 		ARG_FORCE,
@@ -118,6 +121,7 @@ static int parse_argv(int argc, char *argv[])
 	    {"allow-final-try", no_argument, NULL, ARG_FINAL_TRY},
 	    {"action", required_argument, NULL, ARG_ACTION},
 	    {"der", no_argument, NULL, ARG_DER},
+	    {"issued", no_argument, NULL, ARG_ISSUED},
 	    {"old-pin-fd", required_argument, NULL, ARG_OLD_PIN_FD},
 	    {"new-pin-fd", required_argument, NULL, ARG_NEW_PIN_FD},
 	    {"force", no_argument, NULL, ARG_FORCE},
@@ -172,6 +176,9 @@ static int parse_argv(int argc, char *argv[])
 			break;
 		case ARG_DER:
 			arg_der = true;
+			break;
+		case ARG_ISSUED:
+			arg_issued = true;
 			break;
 		case 'o':
 			arg_output = optarg;

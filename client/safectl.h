@@ -34,6 +34,7 @@ extern bool arg_allow_final_try;
 extern const char *arg_action_type;
 extern const char *arg_action;
 extern bool arg_der;
+extern bool arg_issued;
 extern bool arg_force;
 extern const char *arg_output;
 

@@ -36,15 +36,18 @@ void report_bus_error(const sd_bus_error *error, int r)
 		fprintf(stderr, "%s\n", sd_bus_error_is_set(error) ? error->message : strerror(-r));
 }
 
-/* (action, step, interrupted), or null when action is empty. */
-static json_t *activation_json(json_t *activation)
+/* (action, step, interrupted), or null when action is empty; with
+ * "write_error" when the token refused the certificate it holds. */
+static json_t *activation_json(json_t *activation, json_t *write_error)
 {
 	const char *action = json_string_value(json_array_get(activation, 0));
 
 	if (isempty(action))
 		return json_null();
-	return json_pack("{s:s,s:O?,s:O?}", "action", action, "step", json_array_get(activation, 1),
-			 "interrupted", json_array_get(activation, 2));
+	return json_pack(
+	    "{s:s,s:O?,s:O?,s:o*}", "action", action, "step", json_array_get(activation, 1),
+	    "interrupted", json_array_get(activation, 2), "write_error",
+	    isempty(json_string_value(write_error)) ? NULL : json_deep_copy(write_error));
 }
 
 /* Moves the members of org.safecad.Token1 into status's JSON form. */
@@ -74,14 +77,23 @@ static int token_json_from_properties(json_t *props, const char *path, json_t **
 	    isempty(profile) ? json_null() : json_string(profile), "days_left",
 	    isempty(current) ? json_null() : json_deep_copy(json_object_get(props, "DaysLeft")),
 	    "certificates", "pending", pending_json, "activation",
-	    activation_json(json_object_get(props, "Activation")), "uri",
-	    json_object_get(props, "Uri"), "path", path);
+	    activation_json(json_object_get(props, "Activation"),
+			    json_object_get(props, "WriteError")),
+	    "uri", json_object_get(props, "Uri"), "path", path);
 	if (!token)
 		return -EBADMSG;
 	/* Beyond the fixed members: what `pin` and messages need. */
 	json_object_set(token, "pin_min_length", json_object_get(props, "PinMinLength"));
 	json_object_set(token, "pin_max_length", json_object_get(props, "PinMaxLength"));
 	json_object_set(token, "support", json_object_get(props, "Support"));
+	/* {"<action id>": "why"}: pending actions this token cannot carry
+	 * out (a key it cannot make, no room). */
+	value = json_loads(strempty(json_string_value(json_object_get(props, "NotActivatable"))), 0,
+			   NULL);
+	json_object_set_new(token, "not_activatable",
+			    json_is_object(value) ? value : json_object());
+	if (!json_is_object(value))
+		json_decref(value);
 	json_array_foreach(certificates, i, value)
 	{
 		json_t *c = json_pack(

@@ -203,7 +203,8 @@ int verb_export(int argc, char *argv[])
 	if (r != 0)
 		return r;
 	r = sd_bus_call_method(bus, SAFECAD_BUS_NAME, json_str(token, "path"),
-			       SAFECAD_TOKEN_INTERFACE, "Export", &error, &reply, "");
+			       SAFECAD_TOKEN_INTERFACE, arg_issued ? "ExportIssued" : "Export",
+			       &error, &reply, "");
 	if (r < 0) {
 		int code = exit_code_for_error(&error);
 		fprintf(stderr, _("Failed to export: %s\n"),

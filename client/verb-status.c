@@ -95,7 +95,7 @@ static void print_token(json_t *token, bool details)
 	json_t *certificates = json_object_get(token, "certificates");
 	json_t *profile = json_object_get(token, "profile");
 	json_t *days = json_object_get(token, "days_left");
-	json_t *c, *current = NULL;
+	json_t *c, *current = NULL, *activation;
 	size_t i;
 
 	json_array_foreach(certificates, i, c) if (json_is_true(json_object_get(c, "current")))
@@ -164,8 +164,29 @@ static void print_token(json_t *token, bool details)
 		}
 	}
 	if (json_array_size(json_object_get(token, "pending")) > 0) {
+		const char *id;
+		json_t *why;
+
 		print_label(2, _("Pending:"), LABEL_WIDTH);
 		printf("%zu\n", json_array_size(json_object_get(token, "pending")));
+		json_object_foreach(json_object_get(token, "not_activatable"), id, why)
+		{
+			print_label(2, "", LABEL_WIDTH);
+			/* TRANSLATORS: the action id, then why (e.g. "the token
+			 * cannot make P-256 keys"). */
+			printf(_("\"%s\" cannot be activated on this token: %s\n"), id,
+			       json_string_value(why));
+		}
+	}
+	activation = json_object_get(token, "activation");
+	if (json_is_string(json_object_get(activation, "write_error"))) {
+		print_label(2, _("Kept:"), LABEL_WIDTH);
+		/* TRANSLATORS: why the token did not take the certificate,
+		 * then the token's serial. */
+		printf(_("the CA's new certificate, checked; the token did not take it (%s). Save "
+			 "it with \"safectl export %s --issued\", or activate again once the token "
+			 "can take it.\n"),
+		       json_str(activation, "write_error"), json_str(token, "serial"));
 	}
 }
 

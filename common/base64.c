@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char alphabet_std[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -107,4 +108,35 @@ int base64url_decode(const char *s, size_t len, unsigned char **ret, size_t *ret
 	*ret = out;
 	*ret_size = n;
 	return 0;
+}
+
+int pem_certificate_to_der(const char *pem, unsigned char **ret, size_t *ret_size)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	static const char end[] = "-----END CERTIFICATE-----";
+	const char *start = pem ? strstr(pem, begin) : NULL;
+	const char *stop;
+	char *text;
+	size_t n = 0;
+	int r;
+
+	if (!start)
+		return -EBADMSG;
+	start += sizeof(begin) - 1;
+	stop = strstr(start, end);
+	if (!stop)
+		return -EBADMSG;
+	text = malloc((size_t)(stop - start) + 1);
+	if (!text)
+		return -ENOMEM;
+	/* To base64url without padding or line breaks. */
+	for (const char *p = start; p < stop; p++) {
+		if (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t' || *p == '=')
+			continue;
+		text[n++] = *p == '+' ? '-' : *p == '/' ? '_' : *p == '-' || *p == '_' ? '!' : *p;
+	}
+	text[n] = 0;
+	r = n > 0 ? base64url_decode(text, n, ret, ret_size) : -EBADMSG;
+	free(text);
+	return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
 }

@@ -16,3 +16,7 @@ char *base64url_encode(const void *data, size_t size);
  * trailing bits, so each byte string has exactly one text form. Returns
  * -EBADMSG for bad input; *ret is NUL-terminated (not counted in size). */
 int base64url_decode(const char *s, size_t len, unsigned char **ret, size_t *ret_size);
+
+/* The DER inside one PEM block labelled "CERTIFICATE" (RFC 7468): the
+ * first such block; -EBADMSG when there is none or its base64 is bad. */
+int pem_certificate_to_der(const char *pem, unsigned char **ret, size_t *ret_size);

@@ -20,5 +20,8 @@
 #define SAFECAD_ERROR_BUSY "org.safecad.Error.Busy"
 #define SAFECAD_ERROR_TOKEN_GONE "org.safecad.Error.TokenGone"
 #define SAFECAD_ERROR_NOT_WRITTEN "org.safecad.Error.NotWritten"
+/* The token refused a write or a key (full, read-only, not supported);
+ * what the CA issued is kept. */
+#define SAFECAD_ERROR_TOKEN_REFUSED "org.safecad.Error.TokenRefused"
 /* The token's PKCS#11 module crashed or hung: its worker was stopped. */
 #define SAFECAD_ERROR_DRIVER_FAILED "org.safecad.Error.DriverFailed"

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "base64.h"
 #include "bus-names.h"
 #include "i18n.h"
 #include "log/log.h"
@@ -144,6 +145,8 @@ void token_update(Token *token, TokenInfo *info)
 		changed[n++] = "PinMinLength";
 	if (old->pin_max_length != info->pin_max_length)
 		changed[n++] = "PinMaxLength";
+	if (memcmp(&old->caps, &info->caps, sizeof(info->caps)) != 0)
+		changed[n++] = "NotActivatable";
 	if (certificates_changed) {
 		changed[n++] = "Certificates";
 		changed[n++] = "CurrentCertificate";
@@ -420,6 +423,40 @@ static int property_pending(sd_bus *bus, const char *path, const char *interface
 	return sd_bus_message_append(reply, "s", text);
 }
 
+/* {"<action id>": "why"} for each pending action this token cannot carry
+ * out (a key it cannot make, no room for objects): known from the token's
+ * mechanisms before the CA is asked anything. */
+json_t *token_not_activatable(const Token *token)
+{
+	json_t *refusals = json_object();
+	size_t i;
+	json_t *entry;
+
+	json_array_foreach(token->pending, i, entry)
+	{
+		_cleanup_free_ char *reason =
+		    token_capabilities_refusal(&token->info.caps, json_object_get(entry, "key"));
+		const char *id = json_string_value(json_object_get(entry, "id"));
+
+		if (refusals && reason && id)
+			json_object_set_new(refusals, id, json_string(reason));
+	}
+	return refusals;
+}
+
+static int property_not_activatable(sd_bus *bus, const char *path, const char *interface,
+				    const char *property, sd_bus_message *reply, void *userdata,
+				    sd_bus_error *error)
+{
+	json_auto_t *refusals = token_not_activatable(userdata);
+	_cleanup_free_ char *text =
+	    refusals ? json_dumps(refusals, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	if (!text)
+		return -ENOMEM;
+	return sd_bus_message_append(reply, "s", text);
+}
+
 static int property_activation(sd_bus *bus, const char *path, const char *interface,
 			       const char *property, sd_bus_message *reply, void *userdata,
 			       sd_bus_error *error)
@@ -484,6 +521,62 @@ static int method_export(sd_bus_message *message, void *userdata, sd_bus_error *
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+/* The certificate an interrupted activation holds but the token has not
+ * taken (it refused the write, or was pulled out): it passed every check
+ * and is the user's, so it can be saved elsewhere meanwhile. */
+static json_t *kept_certificate_journal(const Token *token)
+{
+	json_t *journal = token_journal(token);
+
+	if (!journal || journal_step(journal) < STEP_VERIFIED ||
+	    journal_step(journal) >= STEP_WRITTEN ||
+	    !json_string_value(json_object_get(journal, "certificate")))
+		return NULL;
+	return journal;
+}
+
+static int property_write_error(sd_bus *bus, const char *path, const char *interface,
+				const char *property, sd_bus_message *reply, void *userdata,
+				sd_bus_error *error)
+{
+	json_t *journal = kept_certificate_journal(userdata);
+
+	return sd_bus_message_append(
+	    reply, "s",
+	    journal ? strempty(json_string_value(json_object_get(journal, "write_error"))) : "");
+}
+
+static int method_export_issued(sd_bus_message *message, void *userdata, sd_bus_error *error)
+{
+	Token *token = userdata;
+	json_t *journal = kept_certificate_journal(token);
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_free_ unsigned char *der = NULL;
+	size_t size = 0;
+	int r;
+
+	if (!journal)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_NOTHING_TO_DO,
+					 _("Token %s has no issued certificate waiting to be "
+					   "written."),
+					 token->info.serial);
+	r = polkit_verify(message, "org.safecad.export", &token->context->polkit_queries, error);
+	if (r <= 0)
+		return r < 0 ? r : 1;
+	r = pem_certificate_to_der(json_string_value(json_object_get(journal, "certificate")), &der,
+				   &size);
+	if (r < 0)
+		return sd_bus_error_setf(error, SAFECAD_ERROR_FAILED,
+					 _("The activation journal of token %s is damaged."),
+					 token->info.serial);
+	r = sd_bus_message_new_method_return(message, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append_array(reply, 'y', der, size);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
 static const sd_bus_vtable token_vtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_PROPERTY("Serial", "s", property_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -509,10 +602,14 @@ static const sd_bus_vtable token_vtable[] = {
     SD_BUS_PROPERTY("Certificates", "aa{sv}", property_certificates, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
     SD_BUS_PROPERTY("Pending", "s", property_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("NotActivatable", "s", property_not_activatable, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Activation", "(ssb)", property_activation, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Busy", "b", property_busy, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("IssuedCertificate", "s", property_issued, 0,
+		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("WriteError", "s", property_write_error, 0,
 		    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_METHOD_WITH_NAMES("Check", "", , "s", SD_BUS_PARAM(pending), method_check,
 			     SD_BUS_VTABLE_UNPRIVILEGED),
@@ -527,6 +624,8 @@ static const sd_bus_vtable token_vtable[] = {
 			     SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Export", "", , "ay", SD_BUS_PARAM(certificate), method_export,
 			     SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ExportIssued", "", , "ay", SD_BUS_PARAM(certificate),
+			     method_export_issued, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ConfirmWrite", "sb", SD_BUS_PARAM(action) SD_BUS_PARAM(write), "", ,
 			     method_confirm_write, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("ActivationProgress", "ss", SD_BUS_PARAM(action) SD_BUS_PARAM(step),

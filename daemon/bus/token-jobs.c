@@ -68,8 +68,10 @@ static int job_for_token(Token *token, JobKind kind, Job **ret)
 static void emit(Token *token, const char *property)
 {
 	metrics_changed(token->context);
-	(void)sd_bus_emit_properties_changed(token->context->bus, token->path,
-					     SAFECAD_TOKEN_INTERFACE, property, NULL);
+	/* What the token cannot activate follows what is pending. */
+	(void)sd_bus_emit_properties_changed(
+	    token->context->bus, token->path, SAFECAD_TOKEN_INTERFACE, property,
+	    streq(property, "Pending") ? "NotActivatable" : NULL, NULL);
 }
 
 static void reload_journals(Context *context)

@@ -44,6 +44,10 @@ int token_new_absent(Context *context, json_t *journal, Token **ret);
 
 void token_set_present(Token *token, bool present);
 
+/* {"<action id>": "why"} for the pending actions this token cannot carry
+ * out, known from its mechanisms and flags. */
+json_t *token_not_activatable(const Token *token);
+
 /* Whether an interrupted activation (journal) keeps this token listed. */
 bool token_has_journal(const Token *token);
 

@@ -22,6 +22,8 @@
 #include "macro.h"
 #include "pin.h"
 #include "time-util.h"
+#include "token/p11-error.h"
+#include "token/token-caps.h"
 #include "token/token-pkey.h"
 #include "token/token-session.h"
 #include "x509-util.h"
@@ -199,6 +201,13 @@ typedef struct Activation {
 	CaCmpOutcome cmp_outcome;
 	char *cmp_confirm_error;
 	X509 *cmp_certificate; /* written from the certConf callback */
+	/* The token refused the write of a certificate that passed the
+	 * checks (a negative errno): it is kept in the journal. */
+	int write_error;
+	/* The old certificate as the journal keeps it, when the new one took
+	 * its place on the token (one certificate per key) and a crash came
+	 * before the activation ended. */
+	JobCertificate replaced;
 } Activation;
 
 static void activation_clear(Activation *a)
@@ -207,6 +216,8 @@ static void activation_clear(Activation *a)
 	EVP_PKEY_free(a->new_public_key);
 	free(a->cmp_confirm_error);
 	X509_free(a->cmp_certificate);
+	X509_free(a->replaced.x509);
+	free(a->replaced.serial);
 	json_decref(a->journal);
 }
 
@@ -368,12 +379,43 @@ static int activation_begin(Activation *a)
 	return advance(a, STEP_ACCEPTED);
 }
 
+static const Profile *profile_by_file_name(Job *job, const char *file_name);
+static X509 *x509_of_pem(const char *pem);
+
+/* The old certificate from the journal, when the new one replaced it on
+ * the token (store_certificate()) and the activation did not end. */
+static const JobCertificate *replaced_certificate(Activation *a)
+{
+	X509 *x509 =
+	    x509_of_pem(json_string_value(json_object_get(a->journal, "replaced_certificate")));
+	const char *key_id = json_string_value(json_object_get(a->journal, "old_key_id"));
+	char *serial = NULL;
+
+	if (!x509 || !key_id || serial_to_hex(X509_get0_serialNumber(x509), &serial) < 0 ||
+	    !streq_ptr(serial, json_string_value(json_object_get(a->journal, "old_serial")))) {
+		X509_free(x509);
+		free(serial);
+		return NULL;
+	}
+	a->replaced = (JobCertificate){
+	    .x509 = x509,
+	    .serial = serial,
+	    .key_id = (char *)key_id,
+	    .has_key = true,
+	    .profile = profile_by_file_name(
+		a->job, json_string_value(json_object_get(a->journal, "profile"))),
+	};
+	return a->replaced.profile ? &a->replaced : NULL;
+}
+
 /* Picks up an interrupted activation from its journal. */
 static int activation_resume(Activation *a)
 {
 	const char *old_serial = json_string_value(json_object_get(a->journal, "old_serial"));
 
 	a->old = find_certificate(a->job, old_serial);
+	if (!a->old)
+		a->old = replaced_certificate(a);
 	if (!a->old)
 		return job_fail(a->job, SAFECAD_ERROR_FAILED,
 				_("The certificate this activation replaces (%s) is no longer on "
@@ -385,6 +427,42 @@ static int activation_resume(Activation *a)
 	log_info("Resuming activation %s of token %s after step %s.", a->job->action_id,
 		 a->job->token_serial, activation_step_name(journal_step(a->journal)));
 	return 0;
+}
+
+/* What the token cannot do is known before the PIN and the CA: a key it
+ * cannot make, no room for objects at all. Nothing is sent, nothing
+ * changes. A key already made (a resumed activation) is not asked again. */
+static int refuse_before_login(Activation *a)
+{
+	Job *job = a->job;
+	TokenCapabilities caps;
+	_cleanup_free_ char *reason = NULL;
+	json_t *key = json_object_get(a->action, "key");
+	json_auto_t *made = NULL;
+
+	if (token_session_capabilities(&a->session, &caps) < 0)
+		return 0;
+	if (journal_step(a->journal) >= STEP_KEY_READY) {
+		made = json_deep_copy(key);
+		if (made)
+			json_object_set_new(made, "generate", json_false());
+		key = made;
+	}
+	if (journal_step(a->journal) >= STEP_WRITTEN)
+		caps.write_protected = false;
+	reason = token_capabilities_refusal(&caps, key);
+	if (!reason)
+		return 0;
+	log_info("Activation %s cannot run on token %s: %s.", a->action_id, job->token_serial,
+		 reason);
+	return job_fail(job, SAFECAD_ERROR_NOTHING_TO_DO,
+			/* TRANSLATORS: the action id, the token's serial, why (e.g.
+			 * "the token cannot make P-256 keys"), then the CA's support
+			 * line and name. */
+			_("Action \"%s\" cannot be activated on token %s: %s. Nothing was sent to "
+			  "the CA and nothing changed. Support: %s (%s)."),
+			a->action_id, job->token_serial, reason, support_of(a->profile),
+			a->profile->name);
 }
 
 static int login(Activation *a)
@@ -519,9 +597,14 @@ static int prepare_key(Activation *a)
 		r = token_session_generate(&a->session, strempty(type), (unsigned)bits,
 					   a->new_key_id, a->new_key_id_size, label, &a->new_key);
 		if (r < 0)
-			return job_fail(job, SAFECAD_ERROR_FAILED,
-					_("The token could not make the new key: %s"),
-					strerror(-r));
+			return job_fail(job,
+					r == -ENODEV	   ? SAFECAD_ERROR_TOKEN_GONE
+					: token_refused(r) ? SAFECAD_ERROR_TOKEN_REFUSED
+							   : SAFECAD_ERROR_FAILED,
+					/* TRANSLATORS: why, e.g. "the token is full". */
+					_("The token could not make the new key (%s). Nothing "
+					  "was sent to the CA."),
+					token_refusal(r));
 	}
 	r = token_session_public_key(&a->session, a->new_key, a->new_key_id, a->new_key_id_size,
 				     &a->new_public_key);
@@ -755,6 +838,88 @@ static json_t *agencies_json(const Profile *profile)
 	return agencies;
 }
 
+/* Some tokens keep one certificate per key: OpenSC's PKCS#15 cards refuse
+ * a second certificate under the same CKA_ID (CKR_GENERAL_ERROR).
+ * Re-certifying the same key, the new certificate then takes the old
+ * one's place. The old one is journaled first (a crash in between resumes
+ * from it) and put back when the new one is refused as well. */
+static int replace_old_certificate(Activation *a, X509 *certificate, const char *label, int refused)
+{
+	_cleanup_free_ char *pem = NULL, *old_label = NULL;
+	int r;
+
+	if (pem_of(a->old->x509, &pem) < 0)
+		return refused;
+	json_object_set_new(a->journal, "replaced_certificate", json_string(pem));
+	if (journal_save(a->journal) < 0 ||
+	    token_session_destroy_certificate(&a->session, a->old->x509) < 0)
+		return refused;
+	r = token_session_store_certificate(&a->session, certificate, a->new_key_id,
+					    a->new_key_id_size, label);
+	if (r >= 0) {
+		log_info("Token %s keeps one certificate per key: the certificate of action %s "
+			 "replaced certificate %s.",
+			 a->job->token_serial, a->action_id, a->old->serial);
+		return 0;
+	}
+	old_label = certificate_label(a->old->x509);
+	if (token_session_store_certificate(&a->session, a->old->x509, a->old_key_id,
+					    a->old_key_id_size,
+					    old_label ? old_label : "certificate") < 0) {
+		log_warning("Cannot put certificate %s back on token %s; the journal keeps it.",
+			    a->old->serial, a->job->token_serial);
+		return r;
+	}
+	json_object_del(a->journal, "replaced_certificate");
+	(void)journal_save(a->journal);
+	return r;
+}
+
+/* The certificate onto the token, unless it is there already (a crash
+ * came between the write and its journal step). A negative errno. */
+static int store_certificate(Activation *a, X509 *certificate, const char *label)
+{
+	int r = token_session_has_certificate(&a->session, certificate);
+
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = token_session_store_certificate(&a->session, certificate, a->new_key_id,
+					    a->new_key_id_size, label);
+	if (r < 0 && r != -ENODEV && a->new_key_id_size == a->old_key_id_size &&
+	    memcmp(a->new_key_id, a->old_key_id, a->old_key_id_size) == 0 &&
+	    token_session_has_certificate(&a->session, a->old->x509) > 0)
+		r = replace_old_certificate(a, certificate, label, r);
+	return r < 0 ? r : 0;
+}
+
+/* The token did not take a certificate that passed every check. It stays
+ * in the journal at verified: exportable (ExportIssued), and written by
+ * the next activation of the action once the token can take it. */
+static int write_failed(Activation *a, int r)
+{
+	Job *job = a->job;
+
+	if (r == -ENODEV)
+		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
+				_("Cannot write the new certificate to token %s: %s"),
+				job->token_serial, token_refusal(r));
+	json_object_set_new(a->journal, "write_error", json_string(token_refusal(r)));
+	if (journal_save(a->journal) < 0)
+		log_warning("Cannot record the write failure of action %s.", a->action_id);
+	log_warning("Token %s did not take the certificate of action %s: %s", job->token_serial,
+		    a->action_id, token_refusal(r));
+	return job_fail(job, SAFECAD_ERROR_TOKEN_REFUSED,
+			/* TRANSLATORS: the token's serial, why (e.g. "the token is
+			 * full"), the token's serial again, then the CA's support
+			 * line and name. */
+			_("Token %s did not take the new certificate (%s). The CA's certificate "
+			  "passed every check and is kept: export it with \"safectl export %s "
+			  "--issued\", or activate again once the token can take it. Support: "
+			  "%s (%s)."),
+			job->token_serial, token_refusal(r), job->token_serial,
+			support_of(a->profile), a->profile->name);
+}
+
 static int write_certificate(Activation *a, X509 *certificate)
 {
 	Job *job = a->job;
@@ -766,16 +931,11 @@ static int write_certificate(Activation *a, X509 *certificate)
 	if (!label || serial_to_hex(X509_get0_serialNumber(certificate), &new_serial) < 0)
 		return job_fail(job, SAFECAD_ERROR_FAILED, _("Out of memory."));
 	if (journal_step(a->journal) < STEP_WRITTEN) {
-		r = token_session_has_certificate(&a->session, certificate);
-		if (r == 0)
-			r = token_session_store_certificate(&a->session, certificate, a->new_key_id,
-							    a->new_key_id_size, label);
+		r = store_certificate(a, certificate, label);
 		if (r < 0)
-			return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
-					_("Cannot write the new certificate to token %s: %s"),
-					job->token_serial,
-					r == -ENODEV ? _("it was pulled out") : strerror(-r));
+			return write_failed(a, r);
 	}
+	json_object_del(a->journal, "write_error");
 	json_object_set_new(a->journal, "new_serial", json_string(new_serial));
 	entry = json_pack("{s:O,s:O?,s:s,s:s,s:s,s:n,s:o}", "action",
 			  json_object_get(a->journal, "action_id"), "type",
@@ -963,7 +1123,26 @@ static int cmp_received(void *userdata, X509 *certificate, STACK_OF(X509) * extr
 
 	r = journal_certificate(a, certificate, extra);
 	if (r >= 0)
-		r = check_and_write(a, certificate, extra);
+		r = check_certificate(a, certificate, extra);
+	if (r >= 0)
+		r = ask_before_writing(a, certificate);
+	if (r >= 0) {
+		_cleanup_free_ char *label = certificate_label(certificate);
+
+		r = label ? store_certificate(a, certificate, label) : -ENOMEM;
+		/* A token that will not take it (full, read-only) does not
+		 * make the certificate wrong: the CA hears it was accepted,
+		 * and it is kept in the journal for the user. A pulled token
+		 * cannot sign the certConf anyway. */
+		if (r < 0 && r != -ENODEV && r != -ENOMEM) {
+			a->write_error = r;
+			a->cmp_certificate = X509_dup(certificate);
+			return a->cmp_certificate ? 0 : -ENOMEM;
+		}
+		if (r < 0)
+			return write_failed(a, r);
+		r = write_certificate(a, certificate);
+	}
 	if (r < 0)
 		return r;
 	a->cmp_certificate = X509_dup(certificate);
@@ -994,6 +1173,11 @@ static int obtain_and_write_cmp(Activation *a)
 		sk_X509_pop_free(chain, X509_free);
 		if (r < 0)
 			return r;
+		if (json_is_true(json_object_get(a->journal, "cmp_confirmed"))) {
+			a->cmp_outcome = CA_CMP_CONFIRMED;
+			a->cmp_certificate = TAKE_PTR(certificate);
+			return 0;
+		}
 		a->cmp_outcome = CA_CMP_UNCONFIRMED;
 		a->cmp_confirm_error =
 		    strdup(_("The activation was interrupted after the CA issued the "
@@ -1021,6 +1205,13 @@ static int obtain_and_write_cmp(Activation *a)
 						  _("The CA's certificate was refused."));
 	if (r < 0)
 		return fail_ca(job, a->profile, &error, r);
+	if (a->write_error < 0) {
+		/* The next attempt writes it from the journal; whether the CA
+		 * heard is remembered for then. */
+		json_object_set_new(a->journal, "cmp_confirmed",
+				    json_boolean(a->cmp_outcome != CA_CMP_UNCONFIRMED));
+		return write_failed(a, a->write_error);
+	}
 	if (a->cmp_outcome == CA_CMP_UNCONFIRMED) {
 		log_warning("The CA issued action %s's certificate, but its confirmation did not "
 			    "get through: %s",
@@ -1095,7 +1286,7 @@ static void activation_run(Activation *a)
 			 job->token_serial, strerror(-r));
 		return;
 	}
-	if (login(a) < 0)
+	if (refuse_before_login(a) < 0 || login(a) < 0)
 		return;
 	remove_withdrawn(a);
 	if (advance(a, STEP_LOGGED_IN) < 0 || prepare_key(a) < 0)

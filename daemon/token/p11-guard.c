@@ -30,6 +30,8 @@ static const char *const names[_P11_CALL_MAX] = {
     [P11_C_CreateObject] = "C_CreateObject",
     [P11_C_DestroyObject] = "C_DestroyObject",
     [P11_C_SetPIN] = "C_SetPIN",
+    [P11_C_GetMechanismList] = "C_GetMechanismList",
+    [P11_C_GetMechanismInfo] = "C_GetMechanismInfo",
 };
 
 const char *p11_call_name(uint32_t call)

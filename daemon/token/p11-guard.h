@@ -32,6 +32,8 @@ typedef enum P11Call {
 	P11_C_CreateObject,
 	P11_C_DestroyObject,
 	P11_C_SetPIN,
+	P11_C_GetMechanismList,
+	P11_C_GetMechanismInfo,
 	_P11_CALL_MAX,
 } P11Call;
 

@@ -102,13 +102,14 @@ json_t *token_info_to_json(const TokenInfo *info)
 			json_decref(certificates);
 			return NULL;
 		}
-	json = json_pack("{s:s,s:s,s:s,s:s,s:s*,s:b,s:b,s:b,s:b,s:I,s:I,s:o}", "serial",
+	json = json_pack("{s:s,s:s,s:s,s:s,s:s*,s:b,s:b,s:b,s:b,s:I,s:I,s:o,s:o}", "serial",
 			 info->serial, "label", info->label, "manufacturer", info->manufacturer,
 			 "model", info->model, "module", info->module, "pin_count_low",
 			 info->pin_count_low, "pin_final_try", info->pin_final_try, "pin_locked",
 			 info->pin_locked, "pin_must_change", info->pin_must_change,
 			 "pin_min_length", (json_int_t)info->pin_min_length, "pin_max_length",
-			 (json_int_t)info->pin_max_length, "certificates", certificates);
+			 (json_int_t)info->pin_max_length, "certificates", certificates, "caps",
+			 token_capabilities_to_json(&info->caps));
 	return json;
 }
 
@@ -170,16 +171,17 @@ int token_info_from_json(json_t *json, const Profiles *profiles, TokenInfo *ret)
 	const char *serial, *label, *manufacturer, *model, *module = NULL;
 	int count_low, final_try, locked, must_change;
 	json_int_t min_length, max_length;
-	json_t *certificates, *c;
+	json_t *certificates, *c, *caps = NULL;
 	size_t i;
 	int r = 0;
 
-	if (json_unpack(json, "{s:s,s:s,s:s,s:s,s?s,s:b,s:b,s:b,s:b,s:I,s:I,s:o}", "serial",
+	if (json_unpack(json, "{s:s,s:s,s:s,s:s,s?s,s:b,s:b,s:b,s:b,s:I,s:I,s:o,s?o}", "serial",
 			&serial, "label", &label, "manufacturer", &manufacturer, "model", &model,
 			"module", &module, "pin_count_low", &count_low, "pin_final_try", &final_try,
 			"pin_locked", &locked, "pin_must_change", &must_change, "pin_min_length",
-			&min_length, "pin_max_length", &max_length, "certificates",
-			&certificates) < 0 ||
+			&min_length, "pin_max_length", &max_length, "certificates", &certificates,
+			"caps", &caps) < 0 ||
+	    (caps && token_capabilities_from_json(caps, &info.caps) < 0) ||
 	    !json_is_array(certificates) ||
 	    json_array_size(certificates) > TOKEN_JSON_MAX_CERTIFICATES || min_length < 0 ||
 	    max_length < 0)

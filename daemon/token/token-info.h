@@ -7,6 +7,7 @@
 
 #include "name.h"
 #include "state/profiles.h"
+#include "token/token-caps.h"
 
 /* What a scan read from one certificate object. Plain data: it holds no
  * PKCS#11 handle, so it outlives a module reload, and no parsed
@@ -39,6 +40,7 @@ typedef struct TokenInfo {
 	bool pin_must_change;
 	unsigned long pin_min_length; /* 0 when the token does not say */
 	unsigned long pin_max_length;
+	TokenCapabilities caps;
 	CertificateEntry *certificates; /* latest not_after first */
 	size_t n_certificates;
 } TokenInfo;

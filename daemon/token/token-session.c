@@ -117,6 +117,17 @@ int token_session_pin_flags(TokenSession *t, TokenPinFlags *ret)
 	return 0;
 }
 
+int token_session_capabilities(TokenSession *t, TokenCapabilities *ret)
+{
+	CK_TOKEN_INFO info;
+	CK_RV rv = P11(t->functions, C_GetTokenInfo, t->slot, &info);
+
+	if (rv != CKR_OK)
+		return p11_rv_to_errno(rv);
+	token_capabilities_read(t->functions, t->slot, info.flags, ret);
+	return 0;
+}
+
 int token_session_login(TokenSession *t, const char *pin, size_t pin_size)
 {
 	CK_RV rv;

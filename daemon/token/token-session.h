@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "token/token-caps.h"
+
 typedef struct TokenSession {
 	CK_FUNCTION_LIST_PTR functions;
 	CK_SLOT_ID slot;
@@ -53,6 +55,9 @@ int token_session_attribute(TokenSession *session, CK_OBJECT_HANDLE object, CK_A
 			    unsigned char **ret, size_t *ret_size);
 
 int token_session_pin_flags(TokenSession *session, TokenPinFlags *ret);
+
+/* What the token can make and store (token-caps.h), read now. */
+int token_session_capabilities(TokenSession *session, TokenCapabilities *ret);
 
 /* One C_Login. -EACCES wrong PIN, -EKEYREVOKED locked, -ERANGE length,
  * -EIO when the module gives no reason (many answer a wrong PIN with

@@ -12,6 +12,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "base64.h"
@@ -366,14 +367,67 @@ static void test_base64url_decode_refuses(void **state)
 	}
 }
 
+/* The journal keeps an issued certificate as PEM (OpenSSL's, 64 columns);
+ * the daemon, which has no OpenSSL, hands out its DER. */
+static void test_pem_certificate_to_der(void **state)
+{
+	EVP_PKEY *pkey = EVP_EC_gen("P-256");
+	_cleanup_(X509_freep) X509 *certificate = NULL;
+	_cleanup_free_ unsigned char *der = NULL;
+	unsigned char *expected = NULL;
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem = NULL, *text;
+	size_t size = 0;
+	long pem_size;
+	int expected_size;
+
+	assert_non_null(pkey);
+	certificate = self_signed(pkey);
+	assert_non_null(bio);
+	assert_int_equal(BIO_puts(bio, "leading text\n"), 13);
+	assert_int_equal(PEM_write_bio_X509(bio, certificate), 1);
+	pem_size = BIO_get_mem_data(bio, &text);
+	pem = strndup(text, (size_t)pem_size);
+	assert_non_null(pem);
+	expected_size = i2d_X509(certificate, &expected);
+	assert_true(expected_size > 0);
+
+	assert_int_equal(pem_certificate_to_der(pem, &der, &size), 0);
+	assert_int_equal(size, (size_t)expected_size);
+	assert_memory_equal(der, expected, size);
+
+	/* No block, no end, a character outside base64, nothing inside. */
+	free(der);
+	der = NULL;
+	assert_int_equal(pem_certificate_to_der("no certificate", &der, &size), -EBADMSG);
+	assert_int_equal(pem_certificate_to_der(NULL, &der, &size), -EBADMSG);
+	*strstr(pem, "-----END") = 0;
+	assert_int_equal(pem_certificate_to_der(pem, &der, &size), -EBADMSG);
+	assert_int_equal(pem_certificate_to_der("-----BEGIN CERTIFICATE-----\nMII*\n"
+						"-----END CERTIFICATE-----\n",
+						&der, &size),
+			 -EBADMSG);
+	assert_int_equal(pem_certificate_to_der("-----BEGIN CERTIFICATE-----\nMI-_\n"
+						"-----END CERTIFICATE-----\n",
+						&der, &size),
+			 -EBADMSG);
+	assert_int_equal(
+	    pem_certificate_to_der("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", &der,
+				   &size),
+	    -EBADMSG);
+	assert_null(der);
+	OPENSSL_free(expected);
+	free(pem);
+	BIO_free(bio);
+	EVP_PKEY_free(pkey);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rs256),
-	    cmocka_unit_test(test_es256),
-	    cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_base64),
-	    cmocka_unit_test(test_base64url_decode_refuses),
+	    cmocka_unit_test(test_rs256),  cmocka_unit_test(test_pem_certificate_to_der),
+	    cmocka_unit_test(test_es256),  cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_base64), cmocka_unit_test(test_base64url_decode_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

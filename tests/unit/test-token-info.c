@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "pkcs11-uri.h"
 #include "pki.h"
+#include "token/token-info-json.h"
 #include "token/token-info.h"
 #include "token/token-x509.h"
 
@@ -433,6 +434,96 @@ static void test_entry_from_x509(void **state)
 	EVP_PKEY_free(ca_key);
 }
 
+static char *refusal_for(const TokenCapabilities *caps, const char *key_json)
+{
+	json_t *key = json_loads(key_json, 0, NULL);
+	char *reason;
+
+	assert_non_null(key);
+	reason = token_capabilities_refusal(caps, key);
+	json_decref(key);
+	return reason;
+}
+
+#define assert_refused(caps, key, text)                                                            \
+	do {                                                                                       \
+		char *reason_ = refusal_for(caps, key);                                            \
+		assert_non_null(reason_);                                                          \
+		assert_string_equal(reason_, text);                                                \
+		free(reason_);                                                                     \
+	} while (0)
+
+/* What OpenSC says of an IsoApplet card (RSA-2048 only), of a CAC (no key
+ * generation) and what a module that lists nothing says. */
+static void test_capabilities_refusal(void **state)
+{
+	TokenCapabilities iso = {
+	    .known = true, .rsa_generate = true, .rsa_min_bits = 2048, .rsa_max_bits = 2048};
+	TokenCapabilities cac = {.known = true};
+	TokenCapabilities silent = {};
+	TokenCapabilities softhsm = {.known = true,
+				     .rsa_generate = true,
+				     .rsa_min_bits = 512,
+				     .rsa_max_bits = 16384,
+				     .ec_generate = true,
+				     .ec_min_bits = 112,
+				     .ec_max_bits = 521};
+	TokenCapabilities ec_bytes = {
+	    .known = true, .ec_generate = true, .ec_min_bits = 32, .ec_max_bits = 48};
+	TokenCapabilities sizes_unsaid = {.known = true, .rsa_generate = true, .ec_generate = true};
+	TokenCapabilities read_only = {
+	    .known = true, .write_protected = true, .rsa_generate = true};
+
+	assert_null(refusal_for(&iso, "{\"generate\":true,\"type\":\"rsa\",\"bits\":2048}"));
+	assert_refused(&iso, "{\"generate\":true,\"type\":\"rsa\",\"bits\":3072}",
+		       "the token cannot make 3072-bit RSA keys (only 2048 to 2048)");
+	assert_refused(&iso, "{\"generate\":true,\"type\":\"ec\",\"curve\":\"P-256\"}",
+		       "the token cannot make elliptic-curve (P-256) keys");
+	assert_null(refusal_for(&iso, "{\"generate\":false}"));
+	assert_refused(&cac, "{\"generate\":true,\"type\":\"rsa\",\"bits\":2048}",
+		       "the token cannot make RSA keys");
+	assert_null(refusal_for(&cac, "{\"generate\":false}"));
+	assert_null(
+	    refusal_for(&silent, "{\"generate\":true,\"type\":\"ec\",\"curve\":\"P-256\"}"));
+	assert_null(
+	    refusal_for(&softhsm, "{\"generate\":true,\"type\":\"ec\",\"curve\":\"P-256\"}"));
+	assert_null(refusal_for(&softhsm, "{\"generate\":true,\"type\":\"rsa\",\"bits\":4096}"));
+	assert_null(
+	    refusal_for(&ec_bytes, "{\"generate\":true,\"type\":\"ec\",\"curve\":\"P-256\"}"));
+	assert_null(
+	    refusal_for(&sizes_unsaid, "{\"generate\":true,\"type\":\"rsa\",\"bits\":2048}"));
+	assert_refused(&read_only, "{\"generate\":false}",
+		       "the token is write-protected: it cannot take a new certificate");
+}
+
+/* The capabilities travel from the scan worker to the daemon; a token
+ * without them (an older worker's answer) is refused nothing. */
+static void test_capabilities_json(void **state)
+{
+	TokenCapabilities caps = {.known = true,
+				  .rsa_generate = true,
+				  .rsa_min_bits = 1024,
+				  .rsa_max_bits = 4096,
+				  .ec_generate = true,
+				  .ec_min_bits = 256,
+				  .ec_max_bits = 384,
+				  .write_protected = true};
+	TokenCapabilities back = {};
+	json_t *json = token_capabilities_to_json(&caps);
+	json_t *bad;
+
+	assert_non_null(json);
+	assert_int_equal(token_capabilities_from_json(json, &back), 0);
+	assert_memory_equal(&caps, &back, sizeof(caps));
+	bad = json_deep_copy(json);
+	json_object_set_new(bad, "rsa_max_bits", json_integer(-1));
+	assert_int_equal(token_capabilities_from_json(bad, &back), -EBADMSG);
+	json_object_del(bad, "rsa_max_bits");
+	assert_int_equal(token_capabilities_from_json(bad, &back), -EBADMSG);
+	json_decref(bad);
+	json_decref(json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +540,8 @@ int main(void)
 	    cmocka_unit_test(test_uri_roundtrip),
 	    cmocka_unit_test(test_certificates_equal),
 	    cmocka_unit_test(test_entry_from_x509),
+	    cmocka_unit_test(test_capabilities_refusal),
+	    cmocka_unit_test(test_capabilities_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
