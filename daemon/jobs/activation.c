@@ -472,7 +472,7 @@ static int login(Activation *a)
 	TokenPinFlags flags;
 	int r;
 
-	r = token_session_pin_flags(&a->session, &flags);
+	r = job_pin_flags(job, &a->session, &flags);
 	if (r < 0)
 		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot read token %s: %s"),
 				job->token_serial, strerror(-r));
@@ -501,11 +501,14 @@ static int login(Activation *a)
 		    job->token_serial, flags.min_pin_len, flags.max_pin_len);
 
 	r = token_session_login(&a->session, pin->data, pin->size);
+	/* Only a wrong PIN says anything of the counter. */
+	job_pin_outcome(job, &a->session,
+			r >= 0 || (r != -EACCES && r != -EIO && r != -EKEYREVOKED), &flags);
 	if (r >= 0) {
 		(void)removals_finish_logged_in(&a->session, job->token_serial);
 		return 0;
 	}
-	if (token_session_pin_flags(&a->session, &flags) >= 0 && flags.locked)
+	if (flags.locked)
 		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
 				_("Wrong PIN: token %s is now locked. Support: %s."),
 				job->token_serial, support_of(a->profile));

@@ -12,6 +12,7 @@
 #include "jobs/worker-proto.h"
 #include "log/log.h"
 #include "macro.h"
+#include "state/pin-memory.h"
 #include "token/token-x509.h"
 
 /* How long a worker that asked the daemon to die for a crash test waits
@@ -150,4 +151,29 @@ void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))
 	token_session_close(&session);
 	job_read_token_again(job);
 	modules_release(job->modules);
+}
+
+int job_pin_flags(Job *job, TokenSession *session, TokenPinFlags *ret)
+{
+	int r = token_session_pin_flags(session, ret);
+
+	if (r >= 0 && !ret->locked && !ret->final_try && pin_memory_final_try(job->token_serial)) {
+		log_info("Token %s showed its final PIN try at an earlier failed login; its module "
+			 "no longer says so.",
+			 job->token_serial);
+		ret->final_try = true;
+	}
+	return r;
+}
+
+void job_pin_outcome(Job *job, TokenSession *session, bool ok, TokenPinFlags *ret)
+{
+	if (ok) {
+		(void)pin_memory_forget(job->token_serial);
+		return;
+	}
+	if (token_session_pin_flags(session, ret) < 0)
+		*ret = (TokenPinFlags){};
+	if (ret->final_try && !ret->locked && pin_memory_note_final_try(job->token_serial) < 0)
+		log_warning("Cannot note the final PIN try of token %s.", job->token_serial);
 }

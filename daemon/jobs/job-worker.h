@@ -69,3 +69,11 @@ int removals_finish_logged_in(TokenSession *session, const char *token_serial);
 /* Whether a removal journal holds what it must (remove-previous.c).
  * -EBADMSG with *ret_bad the first member that does not. */
 int removal_check(json_t *journal, const char **ret_bad);
+
+/* The token's PIN flags, with a final try that an earlier job's failed
+ * login showed and the module no longer says (state/pin-memory.h). */
+int job_pin_flags(Job *job, TokenSession *session, TokenPinFlags *ret);
+/* After a login or PIN change: success forgets what was noted; a failure
+ * reads the flags again into *ret (as the module shows them now, in the
+ * process that failed) and notes a final try. */
+void job_pin_outcome(Job *job, TokenSession *session, bool ok, TokenPinFlags *ret);

@@ -48,7 +48,7 @@ static void change_pin(Job *job, TokenSession *session)
 	CK_RV rv;
 	int r;
 
-	r = token_session_pin_flags(session, &flags);
+	r = job_pin_flags(job, session, &flags);
 	if (r < 0) {
 		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot read token %s: %s"),
 			 job->token_serial, strerror(-r));
@@ -87,12 +87,14 @@ static void change_pin(Job *job, TokenSession *session)
 	 * user's PIN: one call, one try. */
 	rv = P11(session->functions, C_SetPIN, session->session, (CK_UTF8CHAR_PTR)old_pin->data,
 		 old_pin->size, (CK_UTF8CHAR_PTR)new_pin->data, new_pin->size);
+	r = p11_rv_to_errno(rv);
+	job_pin_outcome(job, session,
+			rv == CKR_OK || (r != -EACCES && r != -EIO && r != -EKEYREVOKED), &flags);
 	if (rv == CKR_OK) {
 		log_info("The PIN of token %s was changed.", job->token_serial);
 		return;
 	}
-	r = p11_rv_to_errno(rv);
-	if (token_session_pin_flags(session, &flags) >= 0 && flags.locked)
+	if (flags.locked)
 		job_fail(job, SAFECAD_ERROR_PIN_LOCKED,
 			 _("Wrong PIN: token %s is now locked; only the CA can unlock it."),
 			 job->token_serial);

@@ -316,7 +316,7 @@ static int login(Job *job, TokenSession *session)
 	TokenPinFlags flags;
 	int r;
 
-	r = token_session_pin_flags(session, &flags);
+	r = job_pin_flags(job, session, &flags);
 	if (r < 0)
 		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Cannot read token %s: %s"),
 				job->token_serial, strerror(-r));
@@ -334,7 +334,9 @@ static int login(Job *job, TokenSession *session)
 		return job_fail(job, SAFECAD_ERROR_FAILED, _("No PIN was received: %s"),
 				job_pin_error(r));
 	r = token_session_login(session, pin->data, pin->size);
-	if (r == -EKEYREVOKED)
+	job_pin_outcome(job, session, r >= 0 || (r != -EACCES && r != -EIO && r != -EKEYREVOKED),
+			&flags);
+	if (r == -EKEYREVOKED || (r < 0 && flags.locked))
 		return job_fail(job, SAFECAD_ERROR_PIN_LOCKED, _("The PIN of token %s is locked."),
 				job->token_serial);
 	if (r == -EACCES || r == -EIO || r == -ERANGE)

@@ -9,6 +9,7 @@
 
 #include "jobs/worker-proto.h"
 #include "state/history.h"
+#include "state/pin-memory.h"
 #include "log/log.h"
 #include "macro.h"
 #include "time-util.h"
@@ -104,6 +105,14 @@ static int scan(Scanner *s, TokenList *ret)
 		r = scan_in_worker(s, ret);
 	s->warm = s->worker != NULL;
 	pthread_mutex_unlock(&s->worker_lock);
+	/* A final try an earlier failed login showed, which the module may
+	 * say only in the process that failed: status shows it all the same. */
+	for (size_t i = 0; r >= 0 && i < ret->n_items; i++) {
+		TokenInfo *info = &ret->items[i];
+
+		if (!info->pin_locked && !info->pin_final_try && pin_memory_final_try(info->serial))
+			info->pin_final_try = true;
+	}
 	return r;
 }
 

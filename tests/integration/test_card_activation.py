@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.cac import CacCard, available as cac_available
 from harness.isoapplet import OPENSC_MODULE, run_tool
+from harness.pcsc import card_present
 from harness.refca import (  # noqa: F401 - refca is a fixture
     activate, check, configure, openssl_verify, refca, window)
 from harness.safecad import find_token, wait_until
@@ -303,3 +304,41 @@ def test_export_issued_without_a_kept_certificate(hotplug_world, pki, refca, cac
     rc, out, err = w.safectl("export", CAC_SERIAL, "--issued")
     assert rc == 2, (rc, out, err)
     assert "no issued certificate waiting" in err, err
+
+
+def test_the_final_try_guard_holds_though_opensc_forgets(hotplug_world, pki, refca, iso):
+    """OpenSC raises FINAL_TRY only in the process whose login just failed,
+    and each job runs in a new worker: safecad keeps what the failed login
+    showed until a login succeeds, so the last try is never spent without
+    the holder's say."""
+    w = hotplug_world
+    action = refca.add_action(iso.old, type="renew", key=RSA2048, **window(400))
+    start_on_card(w, iso, refca)
+    check(w, ISO_SERIAL)
+    assert iso.applet.state["pin_tries"] == 3
+    run = activate(w, ISO_SERIAL, action["id"], pin="000000")
+    assert run.rc == 3 and iso.applet.state["pin_tries"] == 2, run
+    run = activate(w, ISO_SERIAL, action["id"], pin="000000")
+    assert run.rc == 3 and iso.applet.state["pin_tries"] == 1, run
+    assert "one try left" in run.err, run
+    # Pulled and put back, the card shows no flag any more through OpenSC...
+    iso.remove()
+    wait_until(lambda: not card_present(w.pcscd.link), timeout=5, message="pcscd to see it go")
+    iso.insert()
+    assert card_present(w.pcscd.link, timeout=5)
+    wait_until(lambda: [t for t in w.status() if t["serial"] == ISO_SERIAL], timeout=20,
+               message="the card back")
+    # ...and still nothing is tried without the holder's say; status says
+    # why.
+    run = activate(w, ISO_SERIAL, action["id"], pin=PIN)
+    assert run.rc == 7, run
+    assert iso.applet.state["pin_tries"] == 1
+    assert issue_requests(refca) == []
+    wait_until(lambda: find_token(w.status(), ISO_SERIAL)["pin"] == "final-try", timeout=20,
+               message="status to show the final try")
+
+    run = activate(w, ISO_SERIAL, action["id"], pin=PIN, extra=("--allow-final-try",))
+    assert run.rc == 0, run
+    assert iso.applet.state["pin_tries"] == 3
+    wait_until(lambda: find_token(w.status(), ISO_SERIAL)["pin"] == "ok", timeout=20,
+               message="status to show the PIN ok again")
