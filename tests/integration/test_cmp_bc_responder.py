@@ -15,10 +15,14 @@ import tempfile
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from harness.bccmp import BcResponder, Unavailable, compiled
+from harness.cmpmsg import (
+    body_type, cert_hash, cert_responses, cert_statuses, children, header_field,
+    old_cert_id, spki, template_public_key, tlv, verify_popo, verify_protection)
 
 ERROR_BODY = 0xB7  # PKIBody [23] error
 PKICONF_BODY = 0xB3  # PKIBody [19] pkiconf
@@ -156,48 +160,7 @@ def assert_issued_for(responder, path, newkey, subject):
     return cert
 
 
-# --- DER, just enough to edit a recorded PKIMessage -----------------------
-
-def _element(data, offset=0):
-    """(header length, content length) of the element at offset."""
-    length = data[offset + 1]
-    if length < 0x80:
-        return 2, length
-    n = length & 0x7F
-    return 2 + n, int.from_bytes(data[offset + 2:offset + 2 + n], "big")
-
-
-def children(element):
-    header, length = _element(element)
-    out, position = [], header
-    while position < header + length:
-        h, n = _element(element, position)
-        out.append(element[position:position + h + n])
-        position += h + n
-    return out
-
-
-def tlv(tag, content):
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def content(element):
-    header, length = _element(element)
-    return element[header:header + length]
-
-
-def header_field(message, number):
-    """An optional header field ([4] transactionID, [5] senderNonce,
-    [6] recipNonce) as bytes; pvno, sender and recipient come first."""
-    for field in children(children(message)[0])[3:]:
-        if field[0] == 0xA0 | number:
-            return content(content(field))
-    return None
-
+# --- editing a recorded PKIMessage ------------------------------------------
 
 def set_header(message, **fields):
     """The message with header fields replaced or added, unprotected."""
@@ -220,14 +183,6 @@ def protect(header, body, key, extra_certs):
 
 def extra_certs(message):
     return children(message)[3]
-
-
-def answer_cert(answer):
-    """The certificate in an ip/cp/kup answer."""
-    rep = content(children(answer)[1])
-    response = children(children(rep)[-1])[0]
-    certified = children(response)[2]
-    return x509.load_der_x509_certificate(content(children(certified)[0]))
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +233,48 @@ def test_kur_issues_for_the_new_key(responder, files, kind):
     assert conf["transactionID"] == kur["transactionID"]
     assert conf["senderNonce"] != kur["senderNonce"]
     assert conf["recipNonce"] is not None
+
+
+def test_the_der_checks_hold_openssl_s_messages_and_catch_a_wrong_key(responder, files, pki):
+    """harness.cmpmsg, which test_cmp_bc.py uses to judge safecad's
+    messages, on openssl's: what Bouncy Castle accepts it accepts, and a
+    wrong key, a changed byte or another certificate's hash it refuses."""
+    since = len(responder.log())
+    rc, output, out = cmp(responder, files, newkey=files.new_ec)
+    assert rc == 0, output
+    (kur_entry, conf_entry) = entries(responder, since)
+    kur, conf = responder.request_der(kur_entry), responder.request_der(conf_entry)
+    kup = responder.answer_der(kur_entry)
+    issued = load_cert(out)
+    old_key = files.old_rsa.cert.public_key()
+    with open(files.new_ec, "rb") as f:
+        new_key = serialization.load_pem_private_key(f.read(), None).public_key()
+
+    assert body_type(kur) == "kur" and body_type(conf) == "certConf" and body_type(kup) == "kup"
+    assert verify_protection(kur, old_key) == "1.2.840.113549.1.1.11"
+    assert verify_protection(conf, old_key) == "1.2.840.113549.1.1.11"
+    assert verify_popo(kur, new_key) == "1.2.840.10045.4.3.2"
+    assert old_cert_id(kur) == (files.old_rsa.cert.issuer.public_bytes(),
+                                files.old_rsa.cert.serial_number)
+    assert template_public_key(kur) == spki(new_key)
+    assert cert_responses(kup) == [(cert_responses(kup)[0][0], 0, issued)]
+    ((digest, _, _),) = cert_statuses(conf)
+    assert digest == cert_hash(issued)
+    assert header_field(conf, "recipNonce") == header_field(kup, "senderNonce")
+    assert header_field(conf, "transactionID") == header_field(kur, "transactionID")
+
+    another = pki.issue(days_left=20)
+    with pytest.raises(InvalidSignature):
+        verify_protection(kur, another.cert.public_key())
+    with pytest.raises(InvalidSignature):
+        verify_popo(kur, files.old_ec.cert.public_key())
+    header, body = children(kur)[:2]
+    changed = tlv(0x30, header + body[:-1] + bytes([body[-1] ^ 1]) + b"".join(children(kur)[2:]))
+    with pytest.raises(InvalidSignature):
+        verify_protection(changed, old_key)
+    with pytest.raises(InvalidSignature):
+        verify_popo(changed, new_key)
+    assert digest != cert_hash(another.cert)
 
 
 def test_kur_protected_by_an_ec_certificate(responder, files):
@@ -381,7 +378,7 @@ def test_cert_conf_checks(responder, files, recorded, fault):
     tid, kur = fresh_kur(recorded, files)
     status, answer = responder.post(kur)
     assert status == 200 and children(answer)[1][0] == KUP_BODY
-    issued = answer_cert(answer)
+    issued = cert_responses(answer)[0][2]
     cert_hash = hashlib.sha256(issued.public_bytes(serialization.Encoding.DER)).digest()
     recip_nonce = header_field(answer, 5)
     if fault == "hash":

@@ -3,8 +3,8 @@
 test: compiled with javac once per source version into a cache folder,
 started on a free loopback port with the session PKI's issuing CA as its CA
 and a server certificate of its own, stopped with SIGTERM. What it received
-is in its record folder: each request's DER and one JSON line per request
-in log.jsonl."""
+is in its record folder: each request's DER, the DER of its answer, and one
+JSON line per request in log.jsonl."""
 
 import ctypes
 import datetime
@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from .cmpmsg import cert_responses
 from .safecad import BUILD_DIR, REPO
 
 SOURCE = os.path.join(REPO, "tests", "cmp-bc", "CmpResponder.java")
@@ -152,6 +153,8 @@ class BcResponder:
         self.ca_key_path = self._write("ca.key", _pem_key(pki.safe_issuing.key))
         self.root_cert_path = self._write("root.pem", pki.safe_root.pem)
         self.chain_path = self._write("chain.pem", pki.safe_issuing.pem + pki.safe_root.pem)
+        # What a client trusts: the same issuing CA and root.
+        self.issuers_path = self.chain_path
         self.server_key = pki.key(server_key)
         self.server_cert = _server_certificate(pki, self.server_key)
         self.server_cert_path = self._write(
@@ -265,6 +268,20 @@ class BcResponder:
         """The DER of the request a log entry describes."""
         with open(os.path.join(self.record_dir, entry["file"]), "rb") as f:
             return f.read()
+
+    def answer_der(self, entry):
+        """The DER of the answer to the request a log entry describes."""
+        stem, _ = os.path.splitext(entry["file"])
+        with open(os.path.join(self.record_dir, stem + "-answer.der"), "rb") as f:
+            return f.read()
+
+    def issued(self):
+        """The certificates its answers delivered, in order (cryptography x509)."""
+        out = []
+        for entry in self.log():
+            if entry["answer"] in ("ip", "cp", "kup"):
+                out += [cert for _, _, cert in cert_responses(self.answer_der(entry)) if cert]
+        return out
 
     def __enter__(self):
         return self.start()
