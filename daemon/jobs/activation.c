@@ -599,6 +599,8 @@ static int prepare_key(Activation *a)
 			 job->token_serial, a->action_id);
 		r = token_session_generate(&a->session, strempty(type), (unsigned)bits,
 					   a->new_key_id, a->new_key_id_size, label, &a->new_key);
+		if (r == -EIO && !token_session_present(&a->session))
+			r = -ENODEV;
 		if (r < 0)
 			return job_fail(job,
 					r == -ENODEV	   ? SAFECAD_ERROR_TOKEN_GONE
@@ -902,6 +904,8 @@ static int write_failed(Activation *a, int r)
 {
 	Job *job = a->job;
 
+	if (r == -EIO && !token_session_present(&a->session))
+		r = -ENODEV;
 	if (r == -ENODEV)
 		return job_fail(job, SAFECAD_ERROR_TOKEN_GONE,
 				_("Cannot write the new certificate to token %s: %s"),
@@ -1133,6 +1137,8 @@ static int cmp_received(void *userdata, X509 *certificate, STACK_OF(X509) * extr
 		_cleanup_free_ char *label = certificate_label(certificate);
 
 		r = label ? store_certificate(a, certificate, label) : -ENOMEM;
+		if (r == -EIO && !token_session_present(&a->session))
+			r = -ENODEV;
 		/* A token that will not take it (full, read-only) does not
 		 * make the certificate wrong: the CA hears it was accepted,
 		 * and it is kept in the journal for the user. A pulled token

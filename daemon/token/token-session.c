@@ -117,6 +117,13 @@ int token_session_pin_flags(TokenSession *t, TokenPinFlags *ret)
 	return 0;
 }
 
+bool token_session_present(TokenSession *t)
+{
+	CK_TOKEN_INFO info;
+
+	return P11(t->functions, C_GetTokenInfo, t->slot, &info) == CKR_OK;
+}
+
 int token_session_capabilities(TokenSession *t, TokenCapabilities *ret)
 {
 	CK_TOKEN_INFO info;

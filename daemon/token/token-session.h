@@ -56,6 +56,11 @@ int token_session_attribute(TokenSession *session, CK_OBJECT_HANDLE object, CK_A
 
 int token_session_pin_flags(TokenSession *session, TokenPinFlags *ret);
 
+/* Whether the token still answers in its slot. Many modules (OpenSC) say
+ * CKR_GENERAL_ERROR, not CKR_DEVICE_REMOVED, for a call cut short by a
+ * pulled token: this tells the two apart. */
+bool token_session_present(TokenSession *session);
+
 /* What the token can make and store (token-caps.h), read now. */
 int token_session_capabilities(TokenSession *session, TokenCapabilities *ret);
 
