@@ -101,12 +101,15 @@ static char *name_text(json_t *name)
 	return g_string_free(s, FALSE);
 }
 
-static char *validity_text(const char *not_before, const char *not_after)
+/* The validity of a certificate or of an action. A CMP renewal has no
+ * "not_after": the CA sets the validity when it issues. */
+static char *validity_text(json_t *object)
 {
+	const char *not_after = json_string_value(json_object_get(object, "not_after"));
+
 	if (!not_after)
-		/* A CMP renewal promises no validity: the CA sets it. */
 		return g_strdup(_("Set by the CA when it issues the certificate"));
-	g_autofree char *from = date_text(not_before);
+	g_autofree char *from = date_text(json_string_value(json_object_get(object, "not_before")));
 	g_autofree char *to = date_text(not_after);
 
 	return g_strdup_printf(_("From %s to %s"), from, to);
@@ -185,13 +188,11 @@ static GtkWidget *changes_page(Activation *a, json_t *token)
 		box = dialog_page_box(title);
 		group = adw_preferences_group_new();
 		if (current) {
-			g_autofree char *now = validity_text(member(current, "not_before"),
-							     member(current, "not_after"));
+			g_autofree char *now = validity_text(current);
 			add_group_row(group, _("Validity now"), now);
 		}
 		{
-			g_autofree char *next = validity_text(member(a->action, "not_before"),
-							      member(a->action, "not_after"));
+			g_autofree char *next = validity_text(a->action);
 			GtkWidget *row = row_new(_("New validity"), next);
 
 			gtk_widget_add_css_class(row, "accent");
@@ -428,8 +429,7 @@ static void on_write_requested(GDBusConnection *bus, const char *sender, const c
 	{
 		g_autofree char *subject = name_text(json_object_get(certificate, "subject"));
 		g_autofree char *issuer = name_text(json_object_get(certificate, "issuer"));
-		g_autofree char *validity = validity_text(member(certificate, "not_before"),
-							  member(certificate, "not_after"));
+		g_autofree char *validity = validity_text(certificate);
 
 		add_group_row(group, _("Subject"), subject);
 		add_group_row(group, _("Serial"), member(certificate, "serial"));
