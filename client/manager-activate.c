@@ -242,6 +242,18 @@ static GtkWidget *changes_page(Activation *a, json_t *token)
 		  "only 24 hours after registration: sign every pending invoice and "
 		  "declaration before activating."),
 		NULL));
+	if (streq(member(a->action, "protocol"), "cmp")) {
+		/* A CMP CA is never told the answer (no CMP message carries it):
+		 * the person asks the CA, and no switch pretends otherwise. */
+		gtk_box_append(
+		    GTK_BOX(box),
+		    dialog_label_new(
+			_("3. To keep bidding on muasamcong.mpi.gov.vn without interruption, ask "
+			  "the CA yourself to keep the previous certificate's registration: this "
+			  "renewal cannot ask it for you."),
+			NULL));
+		return dialog_scrolled(box);
+	}
 	gtk_box_append(
 	    GTK_BOX(box),
 	    dialog_label_new(
@@ -592,9 +604,10 @@ static void login(Activation *a)
 	}
 	dialog_say(a->pin_error, NULL);
 	g_variant_builder_init(&options, G_VARIANT_TYPE("a{sv}"));
-	g_variant_builder_add(
-	    &options, "{sv}", "keep_previous",
-	    g_variant_new_boolean(gtk_switch_get_active(GTK_SWITCH(a->keep_previous))));
+	if (a->keep_previous)
+		g_variant_builder_add(
+		    &options, "{sv}", "keep_previous",
+		    g_variant_new_boolean(gtk_switch_get_active(GTK_SWITCH(a->keep_previous))));
 	g_variant_builder_add(&options, "{sv}", "allow_final_try",
 			      g_variant_new_boolean(final_try));
 	g_variant_builder_add(&options, "{sv}", "confirm_before_write",

@@ -235,8 +235,9 @@ static void changes_lines(Body *b, json_t *now, json_t *next)
 	}
 }
 
-/* The three things to know before activating, short. */
-static void warning_lines(Body *b)
+/* The three things to know before activating, short. A CMP CA is never
+ * told to keep the previous registration: the user has to ask it. */
+static void warning_lines(Body *b, bool cmp)
 {
 	body_line(b, _("Before you activate:"));
 	body_line(b, _("• The serial number changes: register the new certificate again with "
@@ -244,8 +245,12 @@ static void warning_lines(Body *b)
 		       "e-procurement)."));
 	body_line(b, _("• Customs and e-invoice accept it only 24 hours after registration: "
 		       "sign pending invoices and declarations first."));
-	body_line(b, _("• The previous certificate's registration is kept, so public bidding "
-		       "goes on."));
+	if (cmp)
+		body_line(b, _("• For public bidding to go on, ask the CA yourself to keep the "
+			       "previous certificate's registration."));
+	else
+		body_line(b, _("• The previous certificate's registration is kept, so public "
+			       "bidding goes on."));
 }
 
 void show_pending(AgentToken *t, json_t *action)
@@ -304,7 +309,7 @@ void show_pending(AgentToken *t, json_t *action)
 		if (message)
 			body_line(&b, _("The CA says: %s"), message);
 	}
-	warning_lines(&b);
+	warning_lines(&b, streq(str_member(action, "protocol"), "cmp"));
 	if (!notifier_has_actions(a->notifier))
 		body_line(&b, _("To activate, run: safectl activate %s"), token_str(t, "Serial"));
 	text = body_close(&b);
