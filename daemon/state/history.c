@@ -91,7 +91,7 @@ static const StateField entry_fields[] = {
 static const StateField agency_fields[] = {
     {"id", STATE_ID, 0, true, false},
     {"name", STATE_TEXT, 1024, true, false},
-    {"url", STATE_TEXT, 2048, false, false},
+    {"url", STATE_TEXT, 2048, false, true}, /* null: the profile names none */
     {"done", STATE_BOOL, 0, true, false},
 };
 

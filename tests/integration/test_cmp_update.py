@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.cmpca import CmpCA
 from harness.refca import (
-    activate, assert_unchanged, certificates, check, find_cert, finish_activate, private_keys,
+    activate, assert_unchanged, certificates, safectl_json, check, find_cert, finish_activate, private_keys,
     sign_and_verify, snapshot, start_activate, token_with_pair)
 from harness.safecad import SOFTHSM_MODULE, find_token
 
@@ -139,7 +139,7 @@ def test_renewal_with_a_new_key_made_on_the_token(world, pki, cmpca, key_kind):
     token, old = token_with_pair(world, pki, key_kind=key_kind)
     ca = cmpca()
     configure_cmp(world, ca)
-    world.start_daemon()
+    daemon = world.start_daemon()
     action = the_action(world, token)
 
     run = activate(world, token.serial, action["id"])
@@ -150,6 +150,14 @@ def test_renewal_with_a_new_key_made_on_the_token(world, pki, cmpca, key_kind):
     # Renewed: nothing is offered any more, no activation is left.
     t = find_token(world.status(), token.serial)
     assert t["pending"] == [] and t["activation"] is None, t
+    # The history keeps it, with the profile's agency that names no site;
+    # read back by a daemon started again.
+    daemon.stop()
+    world.start_daemon()
+    history = safectl_json(world, "history")["activations"]
+    assert [(h["old_serial"], h["agencies"]) for h in history] == [
+        (format(old.cert.serial_number, "x"),
+         [{"id": "tax", "name": "Thuế điện tử", "url": None, "done": False}])], history
 
 
 def test_key_same_certifies_the_current_key_again(world, pki, cmpca):
