@@ -11,6 +11,8 @@ and a token as it was."""
 import json
 import os
 import re
+import socket
+import threading
 import types
 
 import pytest
@@ -18,12 +20,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from harness.cmp import MockServer, free_port, recertify
-from harness.cmpca import CmpCA
+from harness.cmpca import CmpCA, failure_bits
 from harness.refca import (
-    activate, certificates, openssl_verify, p11, private_keys,
+    activate, assert_unchanged, certificates, openssl_verify, p11, private_keys,
     sign_and_verify, snapshot, token_with_pair)
 from harness.safecad import find_token
 from test_cmp_update import SUPPORT, configure_cmp, the_action
+
+STATUS_WORDS = "khóa không hợp lệ"
+
 
 def _write(path, data):
     with open(path, "wb") as f:
@@ -199,3 +204,103 @@ def test_polling_is_honoured(world, pki, peer):
     # The second poll waited the second the first pollRep asked for.
     assert run.seconds >= 1, run
     assert_holds(world, pki, token, expected, "01")
+
+
+# --- the peer's faults: exit 5, one sentence, nothing written -------------------
+
+
+FAULTS = [
+    ({"pkistatus": 2, "failure": 9, "statusstring": STATUS_WORDS},
+     ["The CA rejected the request", "badPOP", STATUS_WORDS]),
+    ({"pkistatus": 2, "failurebits": failure_bits(["badRequest", "badCertTemplate"]),
+      "statusstring": STATUS_WORDS},
+     ["The CA rejected the request", "badRequest", "badCertTemplate", STATUS_WORDS]),
+    # The mock's error message carries its own status: a rejection,
+    # badRequest, "error processing message".
+    ({"send_error": True}, ["rejection", "badRequest", "error processing message"]),
+    ({"send_unprotected": True}, ["The CA's answer is not protected"]),
+]
+
+
+@pytest.mark.parametrize("options,words", FAULTS,
+                         ids=["rejection", "rejection-failurebits", "error", "unprotected"])
+def test_a_mock_fault_is_one_clear_sentence_and_nothing_is_written(world, pki, peer, options,
+                                                                   words):
+    token, old = token_with_pair(world, pki)
+    rsp_cert, _ = peer.certificate_for(old, old.cert.public_key())
+    mock = peer.start(rsp_cert, **options)
+    configure_cmp(world, peer, key="same")
+    world.start_daemon()
+    before = snapshot(token)
+    run = activate(world, token.serial, the_action(world, token)["id"])
+    assert run.rc == 5, run
+    for w in words:
+        assert_one_sentence(run, w)
+    assert received(mock)[0] == "KUR", mock.log()
+    assert "CERTCONF" not in received(mock), mock.log()
+    assert_unchanged(token, before)
+    sign_and_verify(token, "01", old.cert)
+
+
+def test_a_server_cert_other_than_the_mock_s_is_refused(world, pki, peer):
+    token, old = token_with_pair(world, pki)
+    rsp_cert, _ = peer.certificate_for(old, old.cert.public_key())
+    mock = peer.start(rsp_cert)
+    other = _write(os.path.join(world.dir, "other-server.pem"), pki.issue(days_left=300).pem)
+    configure_cmp(world, peer, key="same", server_cert=other)
+    world.start_daemon()
+    before = snapshot(token)
+    run = activate(world, token.serial, the_action(world, token)["id"])
+    assert run.rc == 5, run
+    assert_one_sentence(run, "not protected by a certificate this profile trusts")
+    assert received(mock) == ["KUR"], mock.log()
+    assert_unchanged(token, before)
+
+
+class SilentServer:
+    """A loopback port that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted.append(conn)  # the request waits in its buffer
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(5)
+        for c in self.accepted:
+            c.close()
+        self.sock.close()
+
+
+def test_a_server_that_never_answers_times_out(world, pki, peer):
+    token, old = token_with_pair(world, pki)
+    silent = SilentServer()
+    try:
+        ca = types.SimpleNamespace(url=f"http://127.0.0.1:{silent.port}/pkix/",
+                                   issuers_path=peer.issuers_path)
+        configure_cmp(world, ca, key="same", timeout=3)
+        world.start_daemon()
+        before = snapshot(token)
+        run = activate(world, token.serial, the_action(world, token)["id"])
+        assert silent.accepted, "safecad never connected"
+    finally:
+        silent.close()
+    assert run.rc == 5, run
+    assert_one_sentence(run, "did not answer within 3")
+    assert 3 <= run.seconds < 15, run
+    assert_unchanged(token, before)
