@@ -283,7 +283,11 @@ static int fail_exchange(Exchange *x, OSSL_CMP_CTX *ctx)
 		    x->error, CA_ERROR_MALFORMED, 200, -EBADMSG,
 		    _("The CA's certificate failed check 1: it does not hold the new "
 		      "key that was sent. Nothing was written to the token."));
-	switch (OSSL_CMP_CTX_get_status(ctx)) {
+	/* An error message (RFC 4210 §5.3.21) carries a rejection status too:
+	 * it is said as an error, not as a refusal of the request. */
+	switch (reason == CMP_R_RECEIVED_ERROR || reason == CMP_R_PKIBODY_ERROR
+		    ? -1
+		    : OSSL_CMP_CTX_get_status(ctx)) {
 	case OSSL_CMP_PKISTATUS_rejection:
 		status = status_text(ctx);
 		return ca_error_set(x->error, CA_ERROR_PROBLEM, 200, -EPROTO,

@@ -215,9 +215,11 @@ FAULTS = [
     ({"pkistatus": 2, "failurebits": failure_bits(["badRequest", "badCertTemplate"]),
       "statusstring": STATUS_WORDS},
      ["The CA rejected the request", "badRequest", "badCertTemplate", STATUS_WORDS]),
-    # The mock's error message carries its own status: a rejection,
-    # badRequest, "error processing message".
-    ({"send_error": True}, ["rejection", "badRequest", "error processing message"]),
+    # The mock's error message carries its own status (a rejection,
+    # badRequest, "error processing message"): said as an error, not as a
+    # refusal of the request.
+    ({"send_error": True}, ["The CA answered with an error", "badRequest",
+                            "error processing message"]),
     ({"send_unprotected": True}, ["The CA's answer is not protected"]),
 ]
 
