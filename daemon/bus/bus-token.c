@@ -145,7 +145,8 @@ void token_update(Token *token, TokenInfo *info)
 		changed[n++] = "PinMinLength";
 	if (old->pin_max_length != info->pin_max_length)
 		changed[n++] = "PinMaxLength";
-	if (memcmp(&old->caps, &info->caps, sizeof(info->caps)) != 0)
+	if (memcmp(&old->caps, &info->caps, sizeof(info->caps)) != 0 ||
+	    old->same_serial != info->same_serial)
 		changed[n++] = "NotActivatable";
 	if (certificates_changed) {
 		changed[n++] = "Certificates";
@@ -435,7 +436,11 @@ json_t *token_not_activatable(const Token *token)
 	json_array_foreach(token->pending, i, entry)
 	{
 		_cleanup_free_ char *reason =
-		    token_capabilities_refusal(&token->info.caps, json_object_get(entry, "key"));
+		    token->info.same_serial > 1
+			? strdup(_("another token plugged in carries the same serial; leave only "
+				   "one plugged in"))
+			: token_capabilities_refusal(&token->info.caps,
+						     json_object_get(entry, "key"));
 		const char *id = json_string_value(json_object_get(entry, "id"));
 
 		if (refusals && reason && id)

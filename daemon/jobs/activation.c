@@ -1291,8 +1291,7 @@ static void activation_run(Activation *a)
 	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
 			       &a->session);
 	if (r < 0) {
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Token %s is not there any more (%s)."),
-			 job->token_serial, strerror(-r));
+		job_session_failed(job, r);
 		return;
 	}
 	if (refuse_before_login(a) < 0 || login(a) < 0)

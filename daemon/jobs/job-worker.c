@@ -135,6 +135,18 @@ void job_read_token_again(Job *job)
 	free(info);
 }
 
+int job_session_failed(Job *job, int r)
+{
+	if (r == -ENOTUNIQ)
+		return job_fail(job, SAFECAD_ERROR_NOTHING_TO_DO,
+				_("More than one token plugged in carries serial %s, and safecad "
+				  "cannot tell them apart; nothing was done. Leave only the one to "
+				  "use plugged in."),
+				job->token_serial);
+	return job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Token %s is not there any more (%s)."),
+			job->token_serial, strerror(-r));
+}
+
 void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))
 {
 	TokenSession session = {};
@@ -144,8 +156,7 @@ void job_run_on_session(Job *job, void (*fn)(Job *job, TokenSession *session))
 	r = token_session_open(modules_functions(job->modules, job->module_path), job->token_serial,
 			       &session);
 	if (r < 0)
-		job_fail(job, SAFECAD_ERROR_TOKEN_GONE, _("Token %s is not there any more (%s)."),
-			 job->token_serial, strerror(-r));
+		job_session_failed(job, r);
 	else
 		fn(job, &session);
 	token_session_close(&session);

@@ -52,6 +52,10 @@ void job_test_crash_point(const char *step);
  * before the job lets the modules go. */
 void job_read_token_again(Job *job);
 
+/* Fails the job for a session on its token that could not be opened:
+ * TokenGone, or NothingToDo when two tokens carry its serial. */
+int job_session_failed(Job *job, int r);
+
 /* Uses the modules, opens a read-write session on the job's token, runs
  * fn (unless the token is gone: TokenGone), closes it, reads the token
  * again and lets the modules go. */

@@ -354,12 +354,12 @@ static int read_token(Module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *token_inf
 	return r;
 }
 
-static bool list_has_serial(const TokenList *list, const char *serial)
+static TokenInfo *list_find_serial(const TokenList *list, const char *serial)
 {
 	for (size_t i = 0; i < list->n_items; i++)
 		if (streq(list->items[i].serial, serial))
-			return true;
-	return false;
+			return &list->items[i];
+	return NULL;
 }
 
 static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
@@ -373,7 +373,7 @@ static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
 		return p11_rv_to_errno(rv);
 	for (CK_ULONG i = 0; i < n_slots; i++) {
 		CK_TOKEN_INFO token_info;
-		TokenInfo info = {};
+		TokenInfo info = {}, *first;
 		TokenInfo *items;
 		int r;
 
@@ -385,9 +385,27 @@ static int scan_module(Module *m, const Profiles *profiles, TokenList *list)
 		r = read_token(m, slots[i], &token_info, profiles, &info);
 		if (r < 0)
 			return r;
-		if (list_has_serial(list, info.serial)) {
+		first = list_find_serial(list, info.serial);
+		/* Through another module (a proxy beside the module itself):
+		 * the same token. In two slots of one module: two tokens with
+		 * one serial (a CAC emulation gives every card the same). Tokens
+		 * are known by their serial, so the first stands for them all,
+		 * marked: listing them by turns would make it flicker, and no
+		 * job can tell them apart. */
+		if (first && !streq_ptr(first->module, m->path)) {
 			log_debug("Token %s also shows through %s, ignoring the duplicate.",
 				  info.serial, m->path);
+			token_info_clear(&info);
+			continue;
+		}
+		if (first) {
+			if (first->same_serial == 0) {
+				first->same_serial = 1;
+				log_warning("More than one token plugged in carries serial %s; "
+					    "safecad lists the first and runs no job on them.",
+					    info.serial);
+			}
+			first->same_serial++;
 			token_info_clear(&info);
 			continue;
 		}

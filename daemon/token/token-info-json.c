@@ -110,6 +110,8 @@ json_t *token_info_to_json(const TokenInfo *info)
 			 "pin_min_length", (json_int_t)info->pin_min_length, "pin_max_length",
 			 (json_int_t)info->pin_max_length, "certificates", certificates, "caps",
 			 token_capabilities_to_json(&info->caps));
+	if (json && info->same_serial > 1)
+		json_object_set_new(json, "same_serial", json_integer(info->same_serial));
 	return json;
 }
 
@@ -195,6 +197,10 @@ int token_info_from_json(json_t *json, const Profiles *profiles, TokenInfo *ret)
 	info.pin_final_try = final_try;
 	info.pin_locked = locked;
 	info.pin_must_change = must_change;
+	if (json_integer_value(json_object_get(json, "same_serial")) > 1 &&
+	    json_integer_value(json_object_get(json, "same_serial")) <= TOKEN_JSON_MAX_TOKENS)
+		info.same_serial =
+		    (unsigned)json_integer_value(json_object_get(json, "same_serial"));
 	info.pin_min_length = (unsigned long)min_length;
 	info.pin_max_length = (unsigned long)max_length;
 	info.certificates = calloc(json_array_size(certificates) + 1, sizeof(CertificateEntry));

@@ -41,6 +41,10 @@ typedef struct TokenInfo {
 	unsigned long pin_min_length; /* 0 when the token does not say */
 	unsigned long pin_max_length;
 	TokenCapabilities caps;
+	/* How many tokens plugged in carry this serial when more than one
+	 * does (a CAC emulation gives every card the same): only the first
+	 * is listed, and no job can tell them apart. 0 otherwise. */
+	unsigned same_serial;
 	CertificateEntry *certificates; /* latest not_after first */
 	size_t n_certificates;
 } TokenInfo;

@@ -69,8 +69,8 @@ bool token_info_serial_is(const CK_TOKEN_INFO *info, const char *serial)
 
 int token_session_open(CK_FUNCTION_LIST_PTR functions, const char *serial, TokenSession *ret)
 {
-	CK_SLOT_ID slots[MAX_SLOTS];
-	CK_ULONG n_slots = MAX_SLOTS;
+	CK_SLOT_ID slots[MAX_SLOTS], found = 0;
+	CK_ULONG n_slots = MAX_SLOTS, n_found = 0;
 	CK_RV rv;
 
 	if (!functions)
@@ -82,10 +82,18 @@ int token_session_open(CK_FUNCTION_LIST_PTR functions, const char *serial, Token
 		CK_TOKEN_INFO info;
 		if (P11(functions, C_GetTokenInfo, slots[i], &info) != CKR_OK)
 			continue;
-		if ((info.flags & CKF_TOKEN_INITIALIZED) && serial_matches(&info, serial))
-			return token_session_open_slot(functions, slots[i], true, ret);
+		if ((info.flags & CKF_TOKEN_INITIALIZED) && serial_matches(&info, serial)) {
+			found = slots[i];
+			n_found++;
+		}
 	}
-	return -ENODEV;
+	if (n_found == 0)
+		return -ENODEV;
+	/* Two tokens with one serial (a CAC emulation gives every card the
+	 * same): a job could land on the wrong one. */
+	if (n_found > 1)
+		return -ENOTUNIQ;
+	return token_session_open_slot(functions, found, true, ret);
 }
 
 void token_session_close(TokenSession *t)

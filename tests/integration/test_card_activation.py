@@ -342,3 +342,32 @@ def test_the_final_try_guard_holds_though_opensc_forgets(hotplug_world, pki, ref
     assert iso.applet.state["pin_tries"] == 3
     wait_until(lambda: find_token(w.status(), ISO_SERIAL)["pin"] == "ok", timeout=20,
                message="status to show the PIN ok again")
+
+
+def test_two_cards_with_one_serial_are_never_confused(hotplug_world, pki, refca, cac):
+    """Every emulated CAC card carries the same serial. With two plugged
+    in, safecad lists one token, says why nothing can be activated, and
+    runs no job that could land on the other card; with one left, it
+    works again."""
+    w = hotplug_world
+    other = CacCard(os.path.join(w.dir, "cac-2"), w.pcscd.port + 1, pki,
+                    issued=[pki.issue(days_left=25)])
+    w.cards.append(other)
+    other.insert(pcsc_socket=w.pcscd.link)
+    action = refca.add_action(cac.issued[0], type="change", key={"generate": False},
+                              **window(300))
+    start_on_cac(w, refca)
+    check(w, CAC_SERIAL)
+    tokens = [t for t in w.status() if t["serial"] == CAC_SERIAL]
+    assert len(tokens) == 1, tokens
+    why = tokens[0]["not_activatable"].get(action["id"], "")
+    assert "same serial" in why, tokens[0]
+
+    run = activate(w, CAC_SERIAL, action["id"], pin=cac.pin)
+    assert run.rc == 2, run
+    assert "cannot tell them apart" in run.err, run
+    assert issue_requests(refca) == []
+
+    other.remove()
+    wait_until(lambda: find_token(w.status(), CAC_SERIAL)["not_activatable"] == {},
+               timeout=20, message="the token to be activatable again")
