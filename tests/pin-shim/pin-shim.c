@@ -40,7 +40,13 @@
  *   segv   the process dies of SIGSEGV (its handler reset to the default
  *          first, so that a sanitizer's cannot make it something else);
  *   abort  abort(): the process dies of SIGABRT;
- *   hang   the call never returns (the calling thread sleeps for good).
+ *   hang   the call never returns (the calling thread sleeps for good);
+ *   full   the call answers CKR_DEVICE_MEMORY (a token with no room left);
+ *   unsupported  the call answers CKR_FUNCTION_NOT_SUPPORTED (a read-only
+ *          card's writes);
+ *   error  the call answers CKR_GENERAL_ERROR.
+ * The last three only for calls on a token's slot or session (not C_Login,
+ * C_GetTokenInfo or C_GetSlotList).
  *
  * A fault fires only while faults_left > 0. Before it fires the shim takes
  * one from faults_left, clears `fault` when none is left, adds one to
@@ -197,7 +203,8 @@ static int state_lock(const char *serial)
  * spent, or not a kind the shim knows). */
 static const char *fault_kind(const State *s, const char *call)
 {
-	static const char *const kinds[] = {"segv", "abort", "hang"};
+	static const char *const kinds[] = {"segv", "abort",	   "hang",
+					    "full", "unsupported", "error"};
 	size_t n = strlen(call);
 
 	if (s->faults_left == 0 || strncmp(s->fault, call, n) != 0 || s->fault[n] != ':')
@@ -208,9 +215,15 @@ static const char *fault_kind(const State *s, const char *call)
 	return NULL;
 }
 
-static void fault_fire(const char *call, const char *kind)
+static CK_RV fault_fire(const char *call, const char *kind)
 {
 	fprintf(stderr, "pin-shim: fault %s:%s\n", call, kind);
+	if (strcmp(kind, "full") == 0)
+		return CKR_DEVICE_MEMORY;
+	if (strcmp(kind, "unsupported") == 0)
+		return CKR_FUNCTION_NOT_SUPPORTED;
+	if (strcmp(kind, "error") == 0)
+		return CKR_GENERAL_ERROR;
 	if (strcmp(kind, "segv") == 0) {
 		sigset_t set;
 
@@ -231,14 +244,14 @@ static void fault_fire(const char *call, const char *kind)
 /* Fires the fault set for this call in the state file `name` (a token
  * serial or MODULE_STATE), if any: `seen` is the state as read without the
  * lock, so that a call with no fault set does not take it. */
-static void fault_check(const char *name, const State *seen, const char *call)
+static CK_RV fault_check(const char *name, const State *seen, const char *call)
 {
 	const char *kind;
 	State s;
 	int lock;
 
 	if (!fault_kind(seen, call) || (lock = state_lock(name)) < 0)
-		return;
+		return CKR_OK;
 	state_read(name, &s);
 	kind = fault_kind(&s, call);
 	if (kind) {
@@ -248,8 +261,7 @@ static void fault_check(const char *name, const State *seen, const char *call)
 		state_write(name, &s);
 	}
 	close(lock);
-	if (kind)
-		fault_fire(call, kind);
+	return kind ? fault_fire(call, kind) : CKR_OK;
 }
 
 static void module_fault(const char *call)
@@ -257,7 +269,7 @@ static void module_fault(const char *call)
 	State s;
 
 	if (state_read(MODULE_STATE, &s))
-		fault_check(MODULE_STATE, &s, call);
+		(void)fault_check(MODULE_STATE, &s, call);
 }
 
 /* --- which token a call is about ---------------------------------------- */
@@ -320,9 +332,13 @@ static CK_RV slot_check(CK_SLOT_ID slot, const char *call)
 	char serial[17];
 	State s;
 
+	CK_RV rv;
+
 	if (!slot_serial(slot, serial) || !state_read(serial, &s))
 		return CKR_OK;
-	fault_check(serial, &s, call);
+	rv = fault_check(serial, &s, call);
+	if (rv != CKR_OK)
+		return rv;
 	return s.pulled ? CKR_TOKEN_NOT_PRESENT : CKR_OK;
 }
 
@@ -331,9 +347,13 @@ static CK_RV session_check(CK_SESSION_HANDLE session, const char *call)
 	char serial[17];
 	State s;
 
+	CK_RV rv;
+
 	if (!session_serial(session, serial) || !state_read(serial, &s))
 		return CKR_OK;
-	fault_check(serial, &s, call);
+	rv = fault_check(serial, &s, call);
+	if (rv != CKR_OK)
+		return rv;
 	return s.pulled ? CKR_DEVICE_REMOVED : CKR_OK;
 }
 
@@ -411,7 +431,7 @@ static CK_RV shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 
 	if (rv != CKR_OK || !copy_serial(info, serial) || !state_read(serial, &s))
 		return rv;
-	fault_check(serial, &s, "C_GetTokenInfo");
+	(void)fault_check(serial, &s, "C_GetTokenInfo");
 	if (s.pulled)
 		return CKR_TOKEN_NOT_PRESENT;
 	info->flags &= ~PIN_FLAGS;
@@ -463,7 +483,7 @@ static CK_RV pin_attempt(CK_SESSION_HANDLE session, pin_call_t call, const PinAr
 		return call(session, args);
 	/* Before the lock: the fault takes it itself. */
 	if (is_login && state_read(serial, &s))
-		fault_check(serial, &s, "C_Login");
+		(void)fault_check(serial, &s, "C_Login");
 	if ((lock = state_lock(serial)) < 0)
 		return call(session, args);
 	state_read(serial, &s);
