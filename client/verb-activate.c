@@ -147,9 +147,16 @@ static void print_action(json_t *token, json_t *action)
 		 "     social insurance, national e-procurement).\n"
 		 "  2. Customs and e-invoice systems accept a newly registered certificate\n"
 		 "     only 24 hours after registration: sign every pending invoice and\n"
-		 "     declaration BEFORE activating.\n"
-		 "  3. To keep bidding on muasamcong.mpi.gov.vn without interruption, the CA\n"
-		 "     can keep the previous certificate's registration.\n\n"));
+		 "     declaration BEFORE activating.\n"));
+	/* A CMP CA is never told to keep the previous registration. */
+	if (streq(json_str(action, "protocol"), "cmp"))
+		printf(_("  3. To keep bidding on muasamcong.mpi.gov.vn without interruption, ask\n"
+			 "     the CA yourself to keep the previous certificate's registration:\n"
+			 "     this renewal does not tell it.\n\n"));
+	else
+		printf(_("  3. To keep bidding on muasamcong.mpi.gov.vn without interruption, the "
+			 "CA\n"
+			 "     can keep the previous certificate's registration.\n\n"));
 }
 
 static bool ask_yes_no(const char *question, bool default_yes)
@@ -447,6 +454,18 @@ int verb_activate(int argc, char *argv[])
 				json_str(action, "id"), json_str(action, "type"));
 			return EXIT_NOTHING;
 		}
+		/* Known before the PIN is asked: this token cannot do it. */
+		if (json_is_string(json_object_get(json_object_get(token, "not_activatable"),
+						   json_str(action, "id")))) {
+			fprintf(stderr,
+				_("Action %s cannot be activated on token %s: %s. Nothing was "
+				  "sent to the CA. Support: %s.\n"),
+				json_str(action, "id"), json_str(token, "serial"),
+				json_str(json_object_get(token, "not_activatable"),
+					 json_str(action, "id")),
+				json_str(token, "support"));
+			return EXIT_NOTHING;
+		}
 		action_id = json_str(action, "id");
 	}
 
@@ -463,7 +482,7 @@ int verb_activate(int argc, char *argv[])
 			printf(_("Nothing was changed.\n"));
 			return EXIT_NOTHING;
 		}
-		if (!arg_keep_previous_set)
+		if (!arg_keep_previous_set && !streq(json_str(action, "protocol"), "cmp"))
 			arg_keep_previous = ask_yes_no(
 			    _("Ask the CA to keep the previous certificate's registration?"), true);
 	}
