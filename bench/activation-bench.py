@@ -35,6 +35,14 @@ Both methods talk to the token through bench/p11-timing.c, a pass-through
 PKCS#11 module in front of SoftHSM that notes how long C_Initialize,
 C_Login, C_GenerateKeyPair, C_Sign and C_CreateObject take.
 
+Then the CMP rows (--skip-cmp leaves them out), with a second daemon whose
+profile is protocol = cmp, against the CMP test CA (tests/cmp-ca):
+
+  safecad   `safectl activate TOKEN cmp-... --yes --pin-fd N`.
+  by hand   pkcs11-tool --keypairgen; openssl cmp -cmd kur with the pkcs11
+            engine (-key the old key, -newkey the new one, both pkcs11:
+            URIs; the certConf is sent); pkcs11-tool --write-object.
+
 Targets (issue 3): safecad's total <= 0.5 x by hand's; safecad's own
 overhead <= 50 ms.
 
@@ -429,16 +437,21 @@ def cert_facts(pem):
 
 def make_token(env, ca, directory, label):
     """A SoftHSM token with an RSA 2048 key (CKA_ID 01) and the certificate
-    the reference CA issued for it, 12 days before it expires."""
+    the CA (the reference CA, or a CmpPki) issued for it, 12 days before it
+    expires."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN,
          "--so-pin", SO_PIN], env, "softhsm2-util --init-token")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = utcnow()
-    _, answer = ca.admin.enroll(key.public_key(), subject=SUBJECT,
-                                not_before=rfc3339(now - datetime.timedelta(days=353)),
-                                not_after=rfc3339(now + datetime.timedelta(days=12)))
+    not_before, not_after = now - datetime.timedelta(days=353), now + datetime.timedelta(days=12)
+    if isinstance(ca, CmpPki):
+        answer = {"certificate": ca.issue(key.public_key(), not_before, not_after)}
+    else:
+        _, answer = ca.admin.enroll(key.public_key(), subject=SUBJECT,
+                                    not_before=rfc3339(not_before),
+                                    not_after=rfc3339(not_after))
     key_path = os.path.join(directory, f"{label}-old.key")
     with open(key_path, "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -469,36 +482,40 @@ def make_token(env, ca, directory, label):
 
 # ---------------------------------------------------------------- safecad
 
+def v1_profile(ca):
+    return ("[ca]\nname = SAFE-CA\nprotocol = v1\n"
+            f"url = {ca.url}\nissuers = {ca.issuers}\n"
+            "support = 1900 6154 (T2–T6 8:00–17:00, T7 8:00–12:00)\n"
+            "[agency.tax]\nname = Thuế điện tử (Tổng cục Thuế)\n"
+            "url = https://thuedientu.gdt.gov.vn\n")
+
+
 class Safecad:
-    def __init__(self, procs, directory, env, build_dir, shim, ca):
+    def __init__(self, procs, directory, env, build_dir, shim, profile, name="safecad"):
         self.binary = os.path.join(build_dir, "daemon", "safecad")
         self.safectl = os.path.join(build_dir, "client", "safectl")
         for b in (self.binary, self.safectl):
             if not os.access(b, os.X_OK):
                 raise BenchError(f"{b} is missing: build first (ninja -C {build_dir})")
-        config = os.path.join(directory, "safecad-config")
+        config = os.path.join(directory, f"{name}-config")
         os.makedirs(os.path.join(config, "ca.d"))
-        state = os.path.join(directory, "safecad-state")
+        state = os.path.join(directory, f"{name}-state")
         os.makedirs(state)
         with open(os.path.join(config, "safecad.conf"), "w") as f:
             f.write("# safecad.conf for the activation benchmark\n"
                     f"[pkcs11]\nmodules = {shim}\n")
         with open(os.path.join(config, "ca.d", "safe-ca.conf"), "w") as f:
-            f.write("[ca]\nname = SAFE-CA\nprotocol = v1\n"
-                    f"url = {ca.url}\nissuers = {ca.issuers}\n"
-                    "support = 1900 6154 (T2–T6 8:00–17:00, T7 8:00–12:00)\n"
-                    "[agency.tax]\nname = Thuế điện tử (Tổng cục Thuế)\n"
-                    "url = https://thuedientu.gdt.gov.vn\n")
-        self.p11 = P11Log(os.path.join(directory, "p11-safecad.log"))
-        notify_path = os.path.join(directory, "notify")
+            f.write(profile)
+        self.p11 = P11Log(os.path.join(directory, f"p11-{name}.log"))
+        notify_path = os.path.join(directory, f"{name}.notify")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(notify_path)
         self.env = dict(env, CONFIGURATION_DIRECTORY=config, STATE_DIRECTORY=state,
                         SAFECAD_DATADIR=os.path.join(REPO, "data"),
                         PCSCLITE_CSOCK_NAME=os.path.join(directory, "no-pcscd", "pcscd.comm"),
                         P11_TIMING_LOG=self.p11.path, P11_TIMING_MODULE=SOFTHSM_MODULE)
-        self.log_path = os.path.join(directory, "safecad.log")
-        self.proc = procs.start("safecad", [self.binary],
+        self.log_path = os.path.join(directory, f"{name}.log")
+        self.proc = procs.start(name, [self.binary],
                                 env=dict(self.env, NOTIFY_SOCKET=notify_path),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 cwd=directory)
@@ -521,16 +538,21 @@ class Safecad:
                 pass
         raise BenchError(f"safecad sent no READY=1 within 60 s:\n{tail(self.log_path)}")
 
-    def token_path(self):
+    def token_path(self, serial=None):
+        """The token's object: the only one, or the one with that serial."""
         paths = [str(p) for p in get_property(self.conn, SAFECAD_MANAGER, SAFECAD_NAME,
                                               "Tokens")]
+        if serial is not None:
+            paths = [p for p in paths
+                     if str(get_property(self.conn, p, TOKEN_IFACE, "Serial")) == serial]
         if len(paths) != 1:
             raise BenchError(f"safecad lists {len(paths)} tokens, not 1: {paths}")
         return paths[0]
 
     def wait_settled(self, path, sha256, ca, timeout=30):
         """Until the token shows `sha256` as its current certificate, is not
-        busy, and the CA has seen no request from the daemon for 0.3 s."""
+        busy, and the CA (None: none to watch) has seen no request from the
+        daemon for 0.3 s."""
         deadline = time.monotonic() + timeout
         quiet_since, seen = time.monotonic(), None
         while time.monotonic() < deadline:
@@ -539,7 +561,7 @@ class Safecad:
                                  f"{tail(self.log_path)}")
             current = str(get_property(self.conn, path, TOKEN_IFACE, "CurrentCertificate"))
             busy = bool(get_property(self.conn, path, TOKEN_IFACE, "Busy"))
-            count = ca.proxy.count()
+            count = ca.proxy.count() if ca else 0
             if count != seen:
                 seen, quiet_since = count, time.monotonic()
             if (current.lower() == sha256 and not busy
@@ -1151,6 +1173,285 @@ def explain(missed, sc_runs, bh_runs, scale):
               f"journal-style saves about {11 * ms(p50(scale['save'])):.0f} ms on this disk.")
 
 
+# ---------------------------------------------------------------- CMP
+
+# The CMP test CA issues for 365 days: a profile that offers renewal that
+# far ahead offers each round's new certificate again.
+CMP_RENEW_DAYS = 400
+
+
+class CmpPki:
+    """An issuing CA for the CMP test CA (tests/cmp-ca), its server
+    certificate for the answers' protection, as files."""
+
+    def __init__(self, directory):
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        self.dir = os.path.join(directory, "cmp-pki")
+        os.makedirs(self.dir)
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        now = utcnow()
+        self.cert = self._cert(self.key.public_key(), [["C", "VN"], ["CN", "SAFE-CA CMP bench"]],
+                               now - datetime.timedelta(days=1),
+                               now + datetime.timedelta(days=3650), ca=True)
+        server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        server = self._cert(server_key.public_key(), [["C", "VN"], ["CN", "SAFE-CA CMP"]],
+                            now - datetime.timedelta(days=1), now + datetime.timedelta(days=365))
+        self.ca_path = self._write("ca.pem", self._pem(self.cert))
+        self.ca_key_path = self._write("ca.key", self._key_pem(self.key))
+        self.server_path = self._write("server.pem", self._pem(server))
+        self.server_key_path = self._write("server.key", self._key_pem(server_key))
+
+    @staticmethod
+    def _pem(cert):
+        from cryptography.hazmat.primitives import serialization
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    @staticmethod
+    def _key_pem(key):
+        from cryptography.hazmat.primitives import serialization
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    def _write(self, name, data):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def _cert(self, public_key, subject, not_before, not_after, ca=False):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.x509.oid import NameOID
+
+        oids = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
+                "L": NameOID.LOCALITY_NAME, "O": NameOID.ORGANIZATION_NAME,
+                "CN": NameOID.COMMON_NAME, "UID": NameOID.USER_ID}
+        name = x509.Name([x509.NameAttribute(oids[a], v) for a, v in subject])
+        issuer = name if ca else self.cert.subject
+        builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(not_before).not_valid_after(not_after)
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        # OpenSSL's CMP server finds the signer by these key identifiers.
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(digital_signature=False, content_commitment=False,
+                              key_encipherment=False, data_encipherment=False,
+                              key_agreement=False, key_cert_sign=True, crl_sign=True,
+                              encipher_only=False, decipher_only=False), critical=True
+            ).add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
+                            critical=False)
+        else:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False)
+        return builder.sign(self.key, hashes.SHA256())
+
+    def issue(self, public_key, not_before, not_after):
+        """A certificate of SUBJECT for public_key, as PEM text."""
+        return self._pem(self._cert(public_key, SUBJECT, not_before, not_after)).decode()
+
+
+class CmpCA:
+    """tests/cmp-ca/cmp-test-ca on loopback, issuing from a CmpPki."""
+
+    def __init__(self, procs, directory, build_dir, pki):
+        binary = os.path.join(build_dir, "tests", "cmp-ca", "cmp-test-ca")
+        if not os.access(binary, os.X_OK):
+            raise BenchError(f"{binary} is missing: build first (ninja -C {build_dir})")
+        self.log_path = os.path.join(directory, "cmp-test-ca.log")
+        with open(self.log_path, "wb") as log_file:
+            self.proc = procs.start(
+                "cmp-test-ca", [binary, "--ca-cert", pki.ca_path, "--ca-key", pki.ca_key_path,
+                                "--server-cert", pki.server_path,
+                                "--server-key", pki.server_key_path, "--chain", pki.ca_path,
+                                "--trusted", pki.ca_path],
+                stdout=subprocess.PIPE, stderr=log_file)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline().decode().strip() if ready else ""
+        if not line.isdigit():
+            raise BenchError(f"cmp-test-ca printed no port: {line!r}\n{tail(self.log_path)}")
+        self.port = int(line)
+        self.url = f"http://127.0.0.1:{self.port}/pkix/"
+
+    def profile(self, pki):
+        return ("[ca]\nname = SAFE-CA CMP\nprotocol = cmp\n"
+                f"url = {self.url}\nissuers = {pki.ca_path}\n"
+                f"renew_days = {CMP_RENEW_DAYS}\nsupport = 1900 6154\n"
+                "[agency.tax]\nname = Thuế điện tử (Tổng cục Thuế)\n"
+                "url = https://thuedientu.gdt.gov.vn\n")
+
+
+def cmp_action_id(sha256):
+    """The action safecad offers for the certificate (ca-cmp.c)."""
+    return "cmp-" + sha256[:32]
+
+
+def run_safecad_cmp(sc, token):
+    """One `safectl activate` of the CMP renewal offered for the token's
+    current certificate; waits until the daemon shows the new one."""
+    old_sha = token["facts"]["sha256"]
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, (PIN + "\n").encode())
+    os.close(write_fd)
+    sc.p11.read_new()
+    argv = [sc.safectl, "activate", token["serial"], cmp_action_id(old_sha), "--yes",
+            "--pin-fd", str(read_fd)]
+    t0 = time.monotonic_ns()
+    result = subprocess.run(argv, env=sc.env, stdin=subprocess.DEVNULL, capture_output=True,
+                            pass_fds=(read_fd,), text=True)
+    t1 = time.monotonic_ns()
+    os.close(read_fd)
+    if result.returncode != 0:
+        raise BenchError(f"safectl activate (CMP) exited {result.returncode}:\n{result.stdout}"
+                         f"{result.stderr}\nthe daemon's log:\n{tail(sc.log_path)}")
+    deadline = time.monotonic() + 30
+    while True:
+        current = str(get_property(sc.conn, token["path"], TOKEN_IFACE,
+                                   "CurrentCertificate")).lower()
+        if (current != old_sha and
+                not bool(get_property(sc.conn, token["path"], TOKEN_IFACE, "Busy"))):
+            break
+        if time.monotonic() > deadline:
+            raise BenchError(f"safecad shows no new certificate after the CMP activation:\n"
+                             f"{tail(sc.log_path)}")
+        time.sleep(0.05)
+    token["facts"] = {"sha256": current}
+    records = [r for r in sc.p11.read_new() if t0 <= r["start"] <= t1]
+    keygen = sum(r["end"] - r["start"] for r in records if r["fn"] == "C_GenerateKeyPair")
+    return {"total": t1 - t0, "keygen": keygen}
+
+
+class ByHandCmp:
+    """The same renewal with standard tools: pkcs11-tool --keypairgen, then
+    `openssl cmp -cmd kur` with the pkcs11 engine (the request protected
+    with the old key, the proof of possession by the new one, both on the
+    token; the certConf sent), then pkcs11-tool --write-object."""
+
+    def __init__(self, directory, env, shim, ca, pki, token):
+        self.dir = os.path.join(directory, "by-hand-cmp")
+        os.makedirs(self.dir)
+        self.env = dict(env, PKCS11_MODULE_PATH=shim, P11_TIMING_MODULE=SOFTHSM_MODULE,
+                        P11_TIMING_LOG=os.path.join(self.dir, "p11.log"))
+        self.shim = shim
+        self.ca = ca
+        self.pki = pki
+        self.token = token
+        self.old_pem = token["pem"]
+        self.old_id = token["key_id"]
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def uri(self, key_id):
+        return "pkcs11:token={};id={};type=private;pin-value={}".format(
+            urllib.parse.quote(self.token["label"]),
+            "".join(f"%{key_id[i:i + 2]}" for i in range(0, len(key_id), 2)), PIN)
+
+    def run_round(self, round_no):
+        steps = []
+
+        def step(name, argv):
+            t0 = time.monotonic_ns()
+            r = subprocess.run(argv, env=self.env, stdin=subprocess.DEVNULL, capture_output=True)
+            steps.append((name, time.monotonic_ns() - t0))
+            if r.returncode != 0:
+                raise BenchError(f"by hand (CMP), {name}: {' '.join(argv)} exited "
+                                 f"{r.returncode}:\n{r.stdout.decode(errors='replace')}"
+                                 f"{r.stderr.decode(errors='replace')}")
+
+        p11 = ["pkcs11-tool", "--module", self.shim, "--token-label", self.token["label"],
+               "--login", "--pin", PIN]
+        old_path = self.path(f"old-{round_no}.pem")
+        with open(old_path, "w") as f:
+            f.write(self.old_pem)
+        new_id = secrets.token_hex(8)
+        new_path = self.path(f"new-{round_no}.pem")
+        step("pkcs11-tool --keypairgen", p11 + ["--keypairgen", "--key-type", "rsa:2048",
+                                                "--id", new_id, "--label", f"kur {round_no}"])
+        step("openssl cmp -cmd kur (engine)",
+             ["openssl", "cmp", "-engine", "pkcs11", "-keyform", "ENGINE", "-cmd", "kur",
+              "-server", f"127.0.0.1:{self.ca.port}", "-path", "pkix/",
+              "-trusted", self.pki.ca_path, "-cert", old_path, "-key", self.uri(self.old_id),
+              "-newkey", self.uri(new_id), "-certout", new_path])
+        with open(new_path) as f:
+            new_pem = f.read()
+        der_path = self.path(f"new-{round_no}.der")
+        with open(der_path, "wb") as f:
+            f.write(pem_to_der(new_pem))
+        step("pkcs11-tool --write-object", p11 + ["--write-object", der_path, "--type", "cert",
+                                                  "--id", new_id, "--label", f"kur {round_no}"])
+        self.old_pem, self.old_id = new_pem, new_id
+        return {"total": sum(ns for _, ns in steps), "keygen": steps[0][1], "steps": steps}
+
+
+def cmp_rounds(args, procs, directory, env, shim, first):
+    """The CMP rows: a daemon of its own (the first one stopped: one owner
+    of the bus name), its token and the by-hand token made before it starts
+    (SoftHSM reads its token folder at C_Initialize only, and the daemon
+    only lists tokens whose certificate a profile knows)."""
+    procs.stop(first.proc)
+    first.notify.close()
+    pki = CmpPki(directory)
+    ca = CmpCA(procs, directory, args.build_dir, pki)
+    sc_token = make_token(env, pki, directory, "safecad-cmp")
+    bh_token = make_token(env, pki, directory, "byhand-cmp")
+    log("starting safecad again with a CMP profile")
+    sc = Safecad(procs, directory, env, args.build_dir, shim, ca.profile(pki),
+                 name="safecad-cmp")
+    try:
+        sc.wait_ready()
+        sc_token["path"] = sc.token_path(sc_token["serial"])
+        sc.wait_settled(sc_token["path"], sc_token["facts"]["sha256"], None)
+        by_hand = ByHandCmp(directory, env, shim, ca, pki, bh_token)
+        sc_runs, bh_runs = [], []
+        for i in range(args.rounds):
+            order = ("safecad", "by hand") if i % 2 == 0 else ("by hand", "safecad")
+            for method in order:
+                log(f"CMP round {i + 1}/{args.rounds}: {method}")
+                if method == "safecad":
+                    sc_runs.append(run_safecad_cmp(sc, sc_token))
+                else:
+                    bh_runs.append(by_hand.run_round(i))
+                time.sleep(0.2)
+        for runs, token in ((sc_runs, sc_token), (bh_runs, bh_token)):
+            out = run(["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label",
+                       token["label"], "--login", "--pin", PIN, "--list-objects", "--type",
+                       "cert"], env, "pkcs11-tool --list-objects")
+            runs[-1]["certificates"] = out.count("Certificate Object")
+    finally:
+        sc.notify.close()
+    return sc_runs, bh_runs
+
+
+def report_cmp(sc_v1, sc_runs, bh_runs):
+    print("CMP certificate key update (kur) against the CMP test CA (tests/cmp-ca, plain http "
+          "on loopback),")
+    print("new RSA 2048 key on a SoftHSM token; times in ms, p50 (min–max) over the rounds")
+    table(("method", "total", "key generation", "rest"), [
+        ("safecad, protocol = v1 (the rows above)", spread([r["total"] for r in sc_v1]),
+         spread([r["keygen"] for r in sc_v1]),
+         spread([r["total"] - r["keygen"] for r in sc_v1], 1)),
+        ("safecad, protocol = cmp (safectl activate)", spread([r["total"] for r in sc_runs]),
+         spread([r["keygen"] for r in sc_runs]),
+         spread([r["total"] - r["keygen"] for r in sc_runs], 1)),
+        ("by hand (keypairgen, openssl cmp kur, write)", spread([r["total"] for r in bh_runs]),
+         spread([r["keygen"] for r in bh_runs]),
+         spread([r["total"] - r["keygen"] for r in bh_runs], 1)),
+    ])
+    print("  safecad: key generation = the C_GenerateKeyPair call inside the daemon; by hand: "
+          "the whole")
+    print("  pkcs11-tool --keypairgen run. by hand's steps, p50: " + ", ".join(
+        f"{name} {ms(p50([r['steps'][i][1] for r in bh_runs])):.0f}"
+        for i, (name, _) in enumerate(bh_runs[0]["steps"])) + " ms")
+    ratio = p50([r["total"] for r in sc_runs]) / p50([r["total"] for r in bh_runs])
+    print(f"  ratio safecad (cmp) / by hand, p50 / p50: {ratio:.2f}")
+    print(f"  check: certificates on the CMP tokens afterwards: safecad "
+          f"{sc_runs[-1]['certificates']}, by hand {bh_runs[-1]['certificates']} "
+          f"(1 + {len(sc_runs)} each expected)")
+    print()
+
+
 # ---------------------------------------------------------------- main
 
 def check_build(build_dir):
@@ -1166,6 +1467,9 @@ def main():
         description="safecad activation against the same steps by hand (pkcs11-tool, openssl, "
                     "curl).")
     parser.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
+    parser.add_argument("--skip-cmp", action="store_true",
+                        help="leave out the CMP rows (safecad and openssl cmp against the CMP "
+                             "test CA)")
     benchlib.add_common_options(parser)
     args = parser.parse_args()
     if args.rounds < 1:
@@ -1211,7 +1515,7 @@ def main():
         env["DBUS_SYSTEM_BUS_ADDRESS"] = start_bus(procs, directory)
         signals = Signals(env["DBUS_SYSTEM_BUS_ADDRESS"])
         log(f"starting {os.path.join(args.build_dir, 'daemon', 'safecad')}")
-        sc = Safecad(procs, directory, env, args.build_dir, shim, ca)
+        sc = Safecad(procs, directory, env, args.build_dir, shim, v1_profile(ca))
         sc.wait_ready()
         sc_token["path"] = sc.token_path()
         sc.wait_settled(sc_token["path"], sc_token["facts"]["sha256"], ca)
@@ -1245,6 +1549,8 @@ def main():
         version_lines = versions(sc)
         daemon_warnings = [line for _, line in sc.log.lines
                            if re.search(r"warn|fail|error", line, re.I)]
+        if not args.skip_cmp:
+            cmp_sc_runs, cmp_bh_runs = cmp_rounds(args, procs, directory, env, shim, sc)
     except KeyboardInterrupt:
         log("interrupted, cleaning up")
         return 130
@@ -1277,6 +1583,8 @@ def main():
 
     ratio, over_p50, over_max = report(args, sc_runs, bh_runs, version_lines,
                                        "odd rounds: safecad first", scale)
+    if not args.skip_cmp:
+        report_cmp(sc_runs, cmp_sc_runs, cmp_bh_runs)
     print(f"check: certificates on the tokens afterwards: safecad {objects['safecad']}, "
           f"by hand {objects['byhand']} (1 + {args.rounds} each expected); CA actions: "
           + ", ".join(f"{s} {states.count(s)}" for s in sorted(set(states))))
