@@ -550,6 +550,13 @@ static void failed(Activation *a, GError *error)
 		go_pin(a);
 		return;
 	}
+	if (streq_ptr(name, SAFECAD_ERROR_NOT_WRITTEN) &&
+	    streq(member(a->action, "protocol"), "cmp")) {
+		/* The CA was told it was not taken: nothing is kept. */
+		g_dbus_error_strip_remote_error(error);
+		show_end(a, _("Nothing was written to the token"), error->message, false);
+		return;
+	}
 	if (streq_ptr(name, SAFECAD_ERROR_NOT_WRITTEN)) {
 		show_end(a, _("Nothing was written to the token"),
 			 _("The checked certificate is kept. To write it, press \"Continue "

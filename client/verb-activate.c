@@ -325,8 +325,9 @@ static int run_activation(sd_bus *bus, json_t *token, const char *action_id, Pin
 	}
 	if (sd_bus_error_is_set(&state.error) && state.declined &&
 	    sd_bus_error_has_name(&state.error, SAFECAD_ERROR_NOT_WRITTEN)) {
-		printf(_("Nothing was written to the token. The checked certificate is kept: run "
-			 "the same activate command again to write it.\n"));
+		/* safecad says what became of the certificate (kept, or for
+		 * CMP refused at the CA). */
+		printf("%s\n", state.error.message);
 		sd_bus_error_free(&state.error);
 		return EXIT_NOTHING;
 	}

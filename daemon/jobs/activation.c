@@ -148,11 +148,19 @@ static void mark_withdrawn(Job *job, json_t *pending)
 	{
 		const char *action = json_string_value(json_object_get(journal, "action_id"));
 
+		/* A CMP certificate received before a crash: the CA lists
+		 * nothing once it is on the token, but its certConf never
+		 * went out, and the journal is what says so. */
+		bool cmp_received = streq_ptr(json_string_value(json_object_get(
+						  json_object_get(journal, "action"), "protocol")),
+					      "cmp") &&
+				    journal_step(journal) >= STEP_ISSUED;
+
 		if (!streq_ptr(json_string_value(json_object_get(journal, "token")),
 			       job->token_serial) ||
 		    pending_lists(pending, action) ||
 		    json_is_true(json_object_get(journal, "withdrawn")) ||
-		    json_is_true(json_object_get(journal, "unconfirmed")))
+		    json_is_true(json_object_get(journal, "unconfirmed")) || cmp_received)
 			continue;
 		if (journal_step(journal) >= STEP_WRITTEN) {
 			log_info("The CA no longer lists action %s; its certificate is on the "
@@ -696,6 +704,20 @@ static int journal_certificate(Activation *a, X509 *certificate, STACK_OF(X509) 
 	return advance(a, STEP_ISSUED);
 }
 
+/* A certificate not kept: the journal goes back to key-ready, and the next
+ * attempt sends the same key again and takes the CA's new answer. */
+static void forget_certificate(Activation *a)
+{
+	int r;
+
+	json_object_del(a->journal, "certificate");
+	json_object_del(a->journal, "chain");
+	json_object_set_new(a->journal, "step", json_string(activation_step_name(STEP_KEY_READY)));
+	r = journal_save(a->journal);
+	if (r < 0)
+		log_warning_errno(r, "Cannot roll the journal back to key-ready: %m");
+}
+
 /* The checks before anything is written (protocol-v1's four; for CMP the
  * subject is the current certificate's, and the new one must end later
  * than it), then step verified. A certificate that fails is not kept: the
@@ -739,13 +761,7 @@ static int check_certificate(Activation *a, X509 *certificate, STACK_OF(X509) * 
 		reason = strdup(_("it does not end later than the current certificate"));
 	}
 	if (check != CERT_CHECK_OK) {
-		json_object_del(a->journal, "certificate");
-		json_object_del(a->journal, "chain");
-		json_object_set_new(a->journal, "step",
-				    json_string(activation_step_name(STEP_KEY_READY)));
-		r = journal_save(a->journal);
-		if (r < 0)
-			log_warning_errno(r, "Cannot roll the journal back to key-ready: %m");
+		forget_certificate(a);
 		return job_fail(job, SAFECAD_ERROR_CA,
 				/* TRANSLATORS: the number of the check (1 to 4, as
 				 * protocol-v1 counts them), why it failed, the CA's
@@ -1100,6 +1116,19 @@ static int ask_before_writing(Activation *a, X509 *certificate)
 	}
 	log_info("Activation %s on token %s stops before writing: %s.", a->action_id,
 		 job->token_serial, reason);
+	if (a->profile->kind == PROFILE_CMP) {
+		/* The CA hears now that it was not taken (its certConf), so it
+		 * is not kept: the next attempt asks for a new one, with the
+		 * same key. */
+		forget_certificate(a);
+		return job_fail(
+		    job, SAFECAD_ERROR_NOT_WRITTEN,
+		    /* TRANSLATORS: the token's serial, then why. */
+		    _("Nothing was written to token %s (%s). The CA is told the "
+		      "certificate was not taken: activate again with the PIN to ask it "
+		      "for a new one, with the same key."),
+		    job->token_serial, _(reason));
+	}
 	return job_fail(job, SAFECAD_ERROR_NOT_WRITTEN,
 			/* TRANSLATORS: the token's serial, then why. */
 			_("Nothing was written to token %s (%s). The checked certificate is "

@@ -145,20 +145,8 @@ def assert_resumed(world, ca, token, old, action, step, run, result):
 
 # --- the daemon killed at each step ----------------------------------------------
 
-# The daemon's check (at start, on insert, daily, on `safectl check`) finds
-# the action no longer offered once its certificate is on the token, and
-# removes a journal at written as done unless it is marked unconfirmed;
-# only the resume marks it. So after a crash at written the check drops the
-# journal: status no longer shows that the CA was never told, and activate
-# finds nothing to resume (exit 2), against docs/cmp.md.
-DROPPED_AT_WRITTEN = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="a check drops the journal of a CMP activation interrupted at written before "
-           "it is marked unconfirmed (activation.c: mark_withdrawn)")
 
-
-@pytest.mark.parametrize("step", [pytest.param(s, marks=DROPPED_AT_WRITTEN) if s == "written"
-                                  else s for s in STEPS])
+@pytest.mark.parametrize("step", STEPS)
 def test_daemon_killed_at_step_then_resumed(world, pki, cmpca, step):
     """Started again, the daemon checks the token (as it does at start) before
     the activation is resumed."""

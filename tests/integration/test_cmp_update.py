@@ -16,6 +16,7 @@ from harness.refca import (
     activate, assert_unchanged, certificates, safectl_json, check, find_cert, finish_activate, private_keys,
     sign_and_verify, snapshot, start_activate, token_with_pair)
 from harness.safecad import SOFTHSM_MODULE, find_token
+from test_confirm_write import interactive
 
 SUPPORT = "1900 6154"
 
@@ -311,3 +312,36 @@ def test_two_tokens_renew_at_once(world, pki, cmpca):
     for token, old in assert_renewed_pairs:
         assert len(private_keys(token)) == 2
         sign_and_verify(token, "01", old.cert)
+
+
+def test_declining_the_write_tells_the_ca_and_keeps_nothing(world, pki, cmpca):
+    """Without --yes the holder sees the certificate first. A "no" is a
+    certConf that refuses it, so the CA does not count it as delivered, and
+    nothing is kept that could be written later; the new key stays, and the
+    next attempt asks the CA again with it."""
+    token, old = token_with_pair(world, pki)
+    ca = cmpca()
+    configure_cmp(world, ca)
+    world.start_daemon()
+    action = the_action(world, token)
+    before = snapshot(token)
+    run = interactive(world, token, "y\nn\n")
+    assert run.returncode == 2, run
+    assert "The CA is told the certificate was not taken" in run.stdout, run.stdout
+    assert ca.types() == ["kur", "certConf"], ca.types()
+    assert ca.cert_confs()[0]["accepted"] is False, ca.cert_confs()
+    assert snapshot(token)["certificates"] == before["certificates"], "a certificate was written"
+    t = find_token(world.status(), token.serial)
+    assert t["activation"]["step"] == "key-ready", t
+    new_keys = {k["id"] for k in private_keys(token)} - {"01"}
+    assert len(new_keys) == 1, private_keys(token)
+    rc, _, err = world.safectl("export", token.serial, "--issued")
+    assert rc == 2, err
+
+    run = activate(world, token.serial, action["id"])
+    assert run.rc == 0, run
+    assert ca.types() == ["kur", "certConf", "kur", "certConf"], ca.types()
+    assert {k["id"] for k in private_keys(token)} - {"01"} == new_keys, "a second key was made"
+    obj, cert = find_cert(token, format(ca.issued()[-1].serial_number, "x"))
+    assert obj["id"] in new_keys
+    sign_and_verify(token, obj["id"], cert)
