@@ -266,7 +266,12 @@ static void print_result(json_t *result)
 	printf(_("\nThe new certificate is loaded on the token.\n"));
 	printf(_("  Previous serial: %s\n  New serial:      %s\n"), json_str(result, "old_serial"),
 	       json_str(result, "new_serial"));
-	if (!json_is_true(json_object_get(result, "confirmed")))
+	if (json_is_true(json_object_get(result, "closed")))
+		printf(_("  The CA was never told this certificate was received (%s), and it "
+			 "cannot be told now: the activation is closed. If the CA asks, call its "
+			 "support.\n"),
+		       json_str(result, "confirm_error"));
+	else if (!json_is_true(json_object_get(result, "confirmed")))
 		printf(_("  The CA has not confirmed yet (%s). Run the same activate command "
 			 "again later: only the confirmation is left.\n"),
 		       json_str(result, "confirm_error"));

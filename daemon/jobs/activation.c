@@ -209,6 +209,9 @@ typedef struct Activation {
 	CaCmpOutcome cmp_outcome;
 	char *cmp_confirm_error;
 	X509 *cmp_certificate; /* written from the certConf callback */
+	/* CMP: an activation already reported unconfirmed, run again: the CA
+	 * cannot be told any more, and it is closed. */
+	bool closed;
 	/* The token refused the write of a certificate that passed the
 	 * checks (a negative errno): it is kept in the journal. */
 	int write_error;
@@ -1217,6 +1220,9 @@ static int obtain_and_write_cmp(Activation *a)
 			return 0;
 		}
 		a->cmp_outcome = CA_CMP_UNCONFIRMED;
+		/* Reported unconfirmed once already: OpenSSL cannot send a
+		 * certConf later, so running it again closes it, as it is. */
+		a->closed = json_is_true(json_object_get(a->journal, "unconfirmed"));
 		a->cmp_confirm_error =
 		    strdup(_("The activation was interrupted after the CA issued the "
 			     "certificate, so the CA was not told it was received."));
@@ -1266,6 +1272,18 @@ static int obtain_and_write_cmp(Activation *a)
  * unconfirmed: the certificate is on the token, and status shows it. */
 static int confirm_cmp(Activation *a, bool *ret_confirmed, char **ret_error)
 {
+	if (a->cmp_outcome == CA_CMP_UNCONFIRMED && a->closed) {
+		const char *why = json_string_value(json_object_get(a->journal, "confirm_error"));
+
+		log_info("Activation %s on token %s is closed; the CA was never told its "
+			 "certificate was received.",
+			 a->action_id, a->job->token_serial);
+		*ret_confirmed = false;
+		*ret_error = strdup(why ? why : strempty(a->cmp_confirm_error));
+		if (journal_remove(a->journal) < 0)
+			log_warning("Cannot remove the journal of action %s.", a->action_id);
+		return 0;
+	}
 	if (a->cmp_outcome == CA_CMP_UNCONFIRMED) {
 		json_object_set_new(a->journal, "unconfirmed", json_true());
 		json_object_set_new(a->journal, "confirm_error",
@@ -1339,10 +1357,11 @@ static void activation_run(Activation *a)
 			return;
 	}
 	job->result = json_pack(
-	    "{s:s,s:O?,s:s,s:O,s:b,s:s?,s:o,s:s?}", "action", a->action_id, "type",
+	    "{s:s,s:O?,s:s,s:O,s:b,s:s?,s:o,s:s?,s:b}", "action", a->action_id, "type",
 	    json_object_get(a->action, "type"), "old_serial", a->old->serial, "new_serial",
 	    json_object_get(a->journal, "new_serial"), "confirmed", confirmed, "confirm_error",
-	    confirm_error, "agencies", agencies_json(a->profile), "support", a->profile->support);
+	    confirm_error, "agencies", agencies_json(a->profile), "support", a->profile->support,
+	    "closed", a->closed);
 }
 
 static void run_activate(Job *job)

@@ -133,6 +133,15 @@ def assert_resumed(world, ca, token, old, action, step, run, result):
         # The journal stays, marked unconfirmed: status shows it.
         assert t["activation"] == {"action": action["id"], "step": "written",
                                    "interrupted": True}, t
+        # Run again, it is closed as it is: OpenSSL cannot send a certConf
+        # later, and nothing more goes to the CA.
+        run, again = activate_json(world, token, action["id"])
+        assert run.rc == 0, run
+        assert again["closed"] is True and again["confirmed"] is False, again
+        assert INTERRUPTED_WORDS in again["confirm_error"], again
+        assert ca.types() == ["kur"], ca.types()
+        assert find_token(world.status(), token.serial)["activation"] is None
+        assert_renewed_once(ca, token, old)
     else:
         assert ca.types() == ["kur", "certConf"], ca.types()
         assert [c["hash_matched"] for c in ca.cert_confs()] == [True]
