@@ -221,6 +221,35 @@ def test_pulled_during_the_certificate_write(hotplug_world, pki, refca, iso):
     assert find_token(w.status(), ISO_SERIAL)["activation"] is None
 
 
+PULLS = {
+    "generate": lambda c: c.pull_at("generate"),
+    "generate-answer-lost": lambda c: c.pull_at("generate", after=True),
+    "certificate-write": lambda c: c.pull_at(writes_a_certificate_file(c)),
+}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "safecad tells a pulled token from a refusing one with C_GetTokenInfo right after "
+    "the failed call (token_session_present); OpenSC answers CKR_GENERAL_ERROR for the "
+    "lost card and C_GetTokenInfo keeps answering CKR_OK for seconds, so the pull is "
+    "reported as 'the token reported an error' (and, for the write, as a token that did "
+    "not take the certificate)"))
+@pytest.mark.parametrize("pull", sorted(PULLS))
+def test_a_pull_is_reported_as_a_pull(hotplug_world, pki, refca, iso, pull):
+    """The holder reads that the card was pulled out, not that it refused
+    or failed: plugging it in again is what helps."""
+    w = hotplug_world
+    action = refca.add_action(iso.old, type="renew", key=RSA2048, **window(400))
+    start_on_card(w, iso, refca)
+    pulled = PULLS[pull](iso)
+    run = activate(w, ISO_SERIAL, action["id"], pin=PIN)
+    assert pulled.is_set() and run.rc == 1, run
+    assert "pulled out" in run.err, run
+    assert "did not take" not in run.err and "refused" not in run.err, run
+    activation = find_token(w.status(), ISO_SERIAL)["activation"] or {}
+    assert "write_error" not in activation, activation
+
+
 def remove_previous(world, pin, *extra):
     r, wfd = os.pipe()
     os.write(wfd, (pin + "\n").encode())
