@@ -32,6 +32,8 @@ static const char *const names[_P11_CALL_MAX] = {
     [P11_C_SetPIN] = "C_SetPIN",
     [P11_C_GetMechanismList] = "C_GetMechanismList",
     [P11_C_GetMechanismInfo] = "C_GetMechanismInfo",
+    [P11_C_GetSlotInfo] = "C_GetSlotInfo",
+    [P11_C_GetSessionInfo] = "C_GetSessionInfo",
 };
 
 const char *p11_call_name(uint32_t call)

@@ -34,6 +34,8 @@ typedef enum P11Call {
 	P11_C_SetPIN,
 	P11_C_GetMechanismList,
 	P11_C_GetMechanismInfo,
+	P11_C_GetSlotInfo,
+	P11_C_GetSessionInfo,
 	_P11_CALL_MAX,
 } P11Call;
 

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hex.h"
 #include "macro.h"
@@ -127,9 +128,21 @@ int token_session_pin_flags(TokenSession *t, TokenPinFlags *ret)
 
 bool token_session_present(TokenSession *t)
 {
-	CK_TOKEN_INFO info;
+	/* OpenSC keeps answering C_GetTokenInfo from its cache after a pull,
+	 * and the slot shows the card gone only once pcscd has polled the
+	 * reader (up to about half a second later): the slot's flag and the
+	 * session are watched for a while. */
+	for (int i = 0; i < 15; i++) {
+		CK_SLOT_INFO slot;
+		CK_SESSION_INFO session;
 
-	return P11(t->functions, C_GetTokenInfo, t->slot, &info) == CKR_OK;
+		if (P11(t->functions, C_GetSlotInfo, t->slot, &slot) != CKR_OK ||
+		    !(slot.flags & CKF_TOKEN_PRESENT) ||
+		    P11(t->functions, C_GetSessionInfo, t->session, &session) != CKR_OK)
+			return false;
+		(void)nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+	}
+	return true;
 }
 
 int token_session_capabilities(TokenSession *t, TokenCapabilities *ret)

@@ -56,9 +56,10 @@ int token_session_attribute(TokenSession *session, CK_OBJECT_HANDLE object, CK_A
 
 int token_session_pin_flags(TokenSession *session, TokenPinFlags *ret);
 
-/* Whether the token still answers in its slot. Many modules (OpenSC) say
- * CKR_GENERAL_ERROR, not CKR_DEVICE_REMOVED, for a call cut short by a
- * pulled token: this tells the two apart. */
+/* Whether the token is still in its slot, with this session open, after a
+ * call failed with CKR_GENERAL_ERROR: many modules (OpenSC) say that, not
+ * CKR_DEVICE_REMOVED, for a call cut short by a pulled token. Takes up to
+ * 1.5 s when the token is there (the reader's state lags). */
 bool token_session_present(TokenSession *session);
 
 /* What the token can make and store (token-caps.h), read now. */
