@@ -42,3 +42,24 @@ def test_what_the_card_cannot_do_is_shown_not_offered(hotplug_world, pki, refca,
         assert any("P-256" in t and "1900 6154" in t for t in why), why
         assert not win.find("push button", "Activate…"), win.nodes()
         shot(desktop, "card-not-activatable")
+
+
+@pytest.fixture
+def agent_desktop(world):
+    require_window(["dunst", "dunstctl"])
+    with window_desktop("sccardn-", "dunst") as d:
+        yield d
+
+
+def test_the_agent_says_what_the_card_cannot_do_and_offers_no_button(hotplug_world, pki, refca,
+                                                                     iso, agent_desktop):
+    w = hotplug_world
+    refca.add_action(iso.old, type="renew", key=P256, **window(400))
+    start_on_card(w, iso, refca)
+    check(w, ISO_SERIAL)
+    agent_desktop.start_agent(w)
+    offer = agent_desktop.monitor.wait_summary("Renewal not possible")
+    body = offer["body"]
+    assert "This token cannot carry it out" in body and "P-256" in body, body
+    assert "Nothing was sent to the CA" in body and "1900 6154" in body, body
+    assert "activate" not in offer["actions"], offer["actions"]
