@@ -64,8 +64,7 @@ static void help(void)
 	    "  history           List the activations done\n"
 	    "  agencies [done ID...]\n"
 	    "                    Show (or tick) the Step 3 agencies of the latest activation\n"
-	    "  export [TOKEN]    Write the current certificate (PEM, or DER with --der);\n"
-	    "                    --issued: the one the CA issued that the token did not take\n"
+	    "  export [TOKEN]    Write the current certificate (PEM, or DER with --der)\n"
 	    "  pin [TOKEN]       Show the PIN status\n"
 	    "  pin change [TOKEN]\n"
 	    "                    Change the PIN (asked without echo, or --pin-fd/--new-pin-fd)\n"
@@ -90,6 +89,7 @@ static void help(void)
 	    "     --action ID    The activation that agencies refers to (default: the latest)\n"
 	    "     --force        remove-previous even though Step 3 is not ticked off\n"
 	    "     --der          Export DER instead of PEM\n"
+	    "     --issued       Export the certificate the CA issued that the token did not take\n"
 	    "  -o --output FILE  Export to FILE instead of standard output\n"));
 }
 
