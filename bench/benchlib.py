@@ -76,8 +76,10 @@ class Run:
 
 
 def add_common_options(parser):
-    """--build-dir, --keep and --check, as every bench script has them."""
-    parser.add_argument("--build-dir",
+    """--build-dir, --keep and --check, as every bench script has them.
+    The build folder is made absolute: the scripts start programs in
+    folders of their own, where a relative path would point nowhere."""
+    parser.add_argument("--build-dir", type=os.path.abspath,
                         default=os.environ.get("SAFECAD_BUILD_DIR") or os.path.join(REPO, "build"),
                         help="meson build folder ($SAFECAD_BUILD_DIR, default <repo>/build)")
     parser.add_argument("--keep", action="store_true",
