@@ -115,6 +115,15 @@ static void load(void)
 	load_rv = CKR_OK;
 }
 
+/* The real module is linked when this one is, as a module's own
+ * libraries are: a caller that maps the module ahead of its use (the
+ * daemon's job workers) pays for the linking then, here as with the real
+ * module alone. */
+__attribute__((constructor)) static void load_with_this_module(void)
+{
+	pthread_once(&once, load);
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret)
 {
 	if (!ret)

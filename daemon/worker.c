@@ -198,17 +198,24 @@ static int serve(WorkerState *w)
 int main(int argc, char *argv[])
 {
 	WorkerState w = {};
-	bool announce;
+	bool announce = false, for_a_job = false, usage = false;
 	int level, r;
 
 	i18n_init_messages();
 	log_open();
 	/* The daemon's first worker says what is wrong with the profiles'
 	 * issuer certificates; the rest read them quietly: the daemon runs
-	 * many. */
-	announce = argc == 2 && streq(argv[1], "--announce");
-	if ((argc > 1 && !announce) || fcntl(WORKER_SOCKET_FD, F_GETFD) < 0 ||
-	    fcntl(WORKER_GUARD_FD, F_GETFD) < 0) {
+	 * many. A worker for one job maps the modules while it waits for it
+	 * (worker-process.h). */
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--announce"))
+			announce = true;
+		else if (streq(argv[i], "--job"))
+			for_a_job = true;
+		else
+			usage = true;
+	}
+	if (usage || fcntl(WORKER_SOCKET_FD, F_GETFD) < 0 || fcntl(WORKER_GUARD_FD, F_GETFD) < 0) {
 		log_error("safecad-worker is started by safecad only.");
 		return 2;
 	}
@@ -239,6 +246,9 @@ int main(int argc, char *argv[])
 		r = ca_client_global_init();
 	if (r >= 0)
 		r = restrict_writes(&w);
+	/* Under the same sandbox as the job that will use them. */
+	if (r >= 0 && for_a_job)
+		modules_map(&w.modules);
 	if (r >= 0) {
 		job_worker_set_socket(WORKER_SOCKET_FD);
 		history_set_observer(on_history_changed, NULL);

@@ -150,7 +150,7 @@ static void *spare_thread(void *userdata)
 		if (q->spare_wanted && !q->spare) {
 			q->spare_wanted = false;
 			pthread_mutex_unlock(&q->lock);
-			if (worker_start(&q->limits, &w) < 0)
+			if (worker_start(&q->limits, WORKER_FOR_A_JOB, &w) < 0)
 				w = NULL;
 			pthread_mutex_lock(&q->lock);
 			if (q->stopping || q->spare) {
@@ -209,7 +209,7 @@ static Worker *run_in_worker(Job *job)
 	if (worker)
 		r = 0;
 	else {
-		r = worker_start(&q->limits, &worker);
+		r = worker_start(&q->limits, WORKER_FOR_A_JOB, &worker);
 		if (r >= 0)
 			r = worker_request(worker, request, fds, n_fds);
 	}
@@ -280,6 +280,12 @@ static void *job_thread(void *userdata)
 	pthread_mutex_lock(&q->lock);
 	q->n_running--;
 	pthread_cond_broadcast(&q->changed);
+	/* A spare for the job that more often than not follows soon (a check,
+	 * then the activation it offered), started now rather than beside
+	 * this job: a worker's start (exec, linking, its modules mapped) would
+	 * take the CPU this job's own steps wait for. */
+	q->spare_wanted = true;
+	pthread_cond_broadcast(&q->spare_changed);
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }
@@ -402,11 +408,9 @@ int job_start(JobQueue *q, Job *job)
 	job->queue = q;
 	pthread_mutex_lock(&q->lock);
 	q->n_running++;
-	/* This job takes the spare there is; the next one, which more often
-	 * than not follows soon, gets a new one. */
+	/* This job takes the spare there is; the next one gets a new one,
+	 * started when this one is over (job_thread()). */
 	job->worker = TAKE_PTR(q->spare);
-	q->spare_wanted = true;
-	pthread_cond_broadcast(&q->spare_changed);
 	pthread_mutex_unlock(&q->lock);
 	/* Detached: the thread counts itself out of n_running when its
 	 * worker is gone, which job_queue_free() waits for. */

@@ -56,7 +56,7 @@ static int scan_in_worker(Scanner *s, TokenList *ret)
 	if (!request)
 		return -ENOMEM;
 	if (!s->worker) {
-		r = worker_start(&s->limits, &s->worker);
+		r = worker_start(&s->limits, WORKER_FOR_SCANS, &s->worker);
 		if (r < 0)
 			return log_error_errno(r, "Cannot start a token worker (%s): %m",
 					       worker_executable());

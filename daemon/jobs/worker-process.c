@@ -70,10 +70,17 @@ const char *worker_executable(void)
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
 static _Noreturn void exec_worker(const char *path, pid_t parent, int socket_fd, int guard_fd,
-				  bool announce)
+				  WorkerPurpose purpose, bool announce)
 {
-	char *argv[] = {(char *)"safecad-worker", announce ? (char *)"--announce" : NULL, NULL};
+	char *argv[4] = {(char *)"safecad-worker"};
+	size_t n = 1;
 	sigset_t all;
+
+	if (purpose == WORKER_FOR_A_JOB)
+		argv[n++] = (char *)"--job";
+	if (announce)
+		argv[n++] = (char *)"--announce";
+	argv[n] = NULL;
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
@@ -89,7 +96,7 @@ static _Noreturn void exec_worker(const char *path, pid_t parent, int socket_fd,
 	_exit(127);
 }
 
-int worker_start(const WorkerLimits *limits, Worker **ret)
+int worker_start(const WorkerLimits *limits, WorkerPurpose purpose, Worker **ret)
 {
 	const char *path = worker_executable();
 	Worker *w = calloc(1, sizeof(Worker));
@@ -127,7 +134,7 @@ int worker_start(const WorkerLimits *limits, Worker **ret)
 		goto fail;
 	}
 	if (pid == 0)
-		exec_worker(path, parent, child_socket, child_guard, announce);
+		exec_worker(path, parent, child_socket, child_guard, purpose, announce);
 	w->pid = pid;
 	w->socket = pair[0];
 	pair[0] = -1;

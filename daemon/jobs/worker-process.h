@@ -29,7 +29,17 @@ typedef struct Worker {
  * staged install), else the installed one. */
 const char *worker_executable(void);
 
-int worker_start(const WorkerLimits *limits, Worker **ret);
+/* What a worker is started for. A scan worker answers scans until it is
+ * let go, loading and unloading the modules for each. A job worker runs
+ * one job; it maps the modules (dlopen) as soon as it is up, so that the
+ * job, which may wait in a spare (jobs.c), does not wait for their
+ * linking. */
+typedef enum WorkerPurpose {
+	WORKER_FOR_SCANS,
+	WORKER_FOR_A_JOB,
+} WorkerPurpose;
+
+int worker_start(const WorkerLimits *limits, WorkerPurpose purpose, Worker **ret);
 
 /* Sends message with descriptors (kept open here). */
 int worker_request(Worker *worker, json_t *message, const int *fds, size_t n_fds);

@@ -24,8 +24,10 @@
  * tests' suppressions match it) rather than "<unknown module>". */
 #if defined(__SANITIZE_ADDRESS__)
 #define MODULE_DLOPEN_FLAGS (RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)
+#define MODULE_MAP_FLAGS (RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)
 #else
 #define MODULE_DLOPEN_FLAGS (RTLD_NOW | RTLD_NOLOAD)
+#define MODULE_MAP_FLAGS (RTLD_NOW | RTLD_LOCAL)
 #endif
 
 static void module_close(Module *m)
@@ -116,12 +118,29 @@ int modules_load(char *const *paths, Modules *ret)
 	return 0;
 }
 
+void modules_map(Modules *modules)
+{
+	for (size_t i = 0; i < modules->n_items; i++) {
+		Module *m = &modules->items[i];
+
+		/* A module that crashes or hangs while it links is said as
+		 * one that does in C_Initialize, where it did before. */
+		if (!m->mapped) {
+			p11_guard_enter(P11_C_Initialize);
+			m->mapped = dlopen(m->path, MODULE_MAP_FLAGS);
+			p11_guard_leave();
+		}
+	}
+}
+
 void modules_clear(Modules *modules)
 {
 	if (!modules)
 		return;
 	for (size_t i = 0; i < modules->n_items; i++) {
 		module_close(&modules->items[i]);
+		if (modules->items[i].mapped)
+			dlclose(modules->items[i].mapped);
 		free(modules->items[i].path);
 	}
 	if (modules->items)

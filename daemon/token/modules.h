@@ -22,7 +22,8 @@ typedef struct Module {
 	/* p11-kit's proxy hands every C_GetFunctionList caller an instance
 	 * of its own, which that caller initializes and finalizes. */
 	bool initialized_by_us;
-	bool failed; /* the last load failed (said once) */
+	bool failed;  /* the last load failed (said once) */
+	void *mapped; /* modules_map()'s handle: the library stays mapped */
 } Module;
 
 /* The modules are loaded only while something uses them (a scan, a job)
@@ -40,6 +41,15 @@ typedef struct Modules {
 /* Names the modules; nothing is loaded until the first use. */
 int modules_load(char *const *paths, Modules *ret);
 void modules_clear(Modules *modules);
+
+/* Maps every module's library (dlopen, nothing called in it) and keeps it
+ * mapped until modules_clear(): a worker that runs one job does this while
+ * it waits for the job, so that loading the modules for the job is only
+ * C_Initialize, not the linking of the module and its libraries (SoftHSM
+ * and libstdc++: several milliseconds). A module that cannot be mapped is
+ * said by the load that follows. Not for a worker that scans again and
+ * again: there every load is a fresh one. */
+void modules_map(Modules *modules);
 
 /* Counts a user, loading the modules when there was none. A module that
  * cannot be loaded is skipped, with a warning when that changes. */
