@@ -305,7 +305,7 @@ def activation_part(procs, directory, env, build_dir, rounds):
         ca = ab.CA(procs, directory, key_spec=P256)
         sc_token = ab.make_token(env, ca, directory, "safecad")
         signals = ab.Signals(env["DBUS_SYSTEM_BUS_ADDRESS"])
-        sc = ab.Safecad(procs, directory, env, build_dir, shim, ca)
+        sc = ab.Safecad(procs, directory, env, build_dir, shim, ab.v1_profile(ca))
         sc.wait_ready()
         drain = NotifyDrain(sc.notify)
         sc_token["path"] = sc.token_path()

@@ -266,10 +266,18 @@ static Worker *run_in_worker(Job *job)
 	return worker;
 }
 
+/* Under lock. */
+static void want_spare(JobQueue *q)
+{
+	q->spare_wanted = true;
+	pthread_cond_broadcast(&q->spare_changed);
+}
+
 static void *job_thread(void *userdata)
 {
 	Job *job = userdata;
 	JobQueue *q = job->queue;
+	JobKind job_kind = job->kind;
 	Worker *worker = run_in_worker(job);
 
 	/* The caller hears the end first; waiting for the worker to exit
@@ -280,12 +288,8 @@ static void *job_thread(void *userdata)
 	pthread_mutex_lock(&q->lock);
 	q->n_running--;
 	pthread_cond_broadcast(&q->changed);
-	/* A spare for the job that more often than not follows soon (a check,
-	 * then the activation it offered), started now rather than beside
-	 * this job: a worker's start (exec, linking, its modules mapped) would
-	 * take the CPU this job's own steps wait for. */
-	q->spare_wanted = true;
-	pthread_cond_broadcast(&q->spare_changed);
+	if (job_kind != JOB_CHECK)
+		want_spare(q);
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }
@@ -408,9 +412,15 @@ int job_start(JobQueue *q, Job *job)
 	job->queue = q;
 	pthread_mutex_lock(&q->lock);
 	q->n_running++;
-	/* This job takes the spare there is; the next one gets a new one,
-	 * started when this one is over (job_thread()). */
+	/* This job takes the spare there is; the next one gets a new one.
+	 * A check is often followed at once by the activation it offered
+	 * (`safectl activate` checks first), and it mostly waits for the CA:
+	 * its successor's spare starts beside it. Any other job's starts when
+	 * it is over (job_thread()): a worker's start (exec, linking, its
+	 * modules mapped) would take the CPU this job's own steps wait for. */
 	job->worker = TAKE_PTR(q->spare);
+	if (job->kind == JOB_CHECK)
+		want_spare(q);
 	pthread_mutex_unlock(&q->lock);
 	/* Detached: the thread counts itself out of n_running when its
 	 * worker is gone, which job_queue_free() waits for. */
